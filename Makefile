@@ -1,0 +1,35 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both build the virtualenv
+# from the lock file first, so a fresh machine needs only python3.11 and make.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=24"
+	$(BIN)/pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ais demo
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/approvals.py
+
+# Re-resolve the pins after changing dependencies in pyproject.toml.
+lock:
+	rm -rf /tmp/ais-lock && $(PYTHON) -m venv /tmp/ais-lock
+	/tmp/ais-lock/bin/pip install --quiet "setuptools>=68" wheel -e ".[dev]"
+	/tmp/ais-lock/bin/pip freeze --all --exclude-editable | grep -v '^pip==' > requirements.lock
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""Adapters at the edges: persistence, configuration, keys, clocks."""

@@ -1,0 +1,1 @@
+"""Use cases on the eventsourcing Application, and the ports adapters implement."""

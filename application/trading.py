@@ -1,0 +1,316 @@
+"""TradingApp: runs every command end to end — RiskDesk approval, target command, save.
+
+The desk's decision and the target's new events are saved in one `Application.save`
+call, which the eventsourcing recorders write in a single database transaction: either
+both the approval and the state change are on disk, or neither is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+
+from application.errors import ConcurrencyConflict, NotFound, RiskRejected
+from application.ports import Clock, IdFactory
+from domain.approval import ApprovalToken, KeyRing, Verifier
+from domain.commands import (
+    ApplyFill, CancelOrder, Command, EndSession, HaltSession, PlaceOrder, RecordFill,
+    ResumeSession, StartSession, desk_id,
+)
+from domain.errors import InvalidCommand
+from domain.exchange_account import ExchangeAccount, exchange_account_id
+from domain.guards import Rejection
+from domain.limits import RiskLimits
+from domain.order import Order
+from domain.position import Position
+from domain.risk_desk import RiskDesk
+from domain.session import TradingSession
+from domain.values import InstrumentCatalog, Side
+
+_SESSION_COMMANDS = (StartSession, HaltSession, ResumeSession, EndSession)
+_CONFLICT_RETRIES = 8
+
+
+class TradingApp(Application[UUID]):
+    """One account's write side. Time, ids and keys are injected; nothing reads the wall."""
+
+    name = "ais"
+
+    def __init__(
+        self,
+        *,
+        account_id: str,
+        limits: RiskLimits,
+        catalog: InstrumentCatalog,
+        keys: KeyRing,
+        clock: Clock,
+        ids: IdFactory,
+        env: dict[str, str],
+    ) -> None:
+        super().__init__(env)
+        self.account_id = account_id
+        self.catalog = catalog
+        self.keys = keys
+        self.clock = clock
+        self.ids = ids
+        self.verifier = Verifier(keys, clock)
+        self.desk_id = desk_id(account_id)
+        self._open_desk(limits)
+
+    # --- setup ---------------------------------------------------------------------------
+    def _open_desk(self, limits: RiskLimits) -> None:
+        """Create the desk once; later starts record changed limits or a rotated key."""
+        try:
+            desk = self.desk()
+        except NotFound:
+            desk = RiskDesk(
+                id=self.desk_id, account_id=self.account_id, limits=limits.to_dict(),
+                key_id=self.keys.active_key_id,
+            )
+            try:
+                self.save(desk)
+            except IntegrityError:  # another process opened it first
+                return self._open_desk(limits)
+            return None
+        desk.change_limits(limits, by="config", reason="limits from configuration")
+        if self.keys.active_key_id is not None:
+            desk.activate_key(self.keys.active_key_id)
+        if desk.pending_events:
+            try:
+                self.save(desk)
+            except IntegrityError:
+                return self._open_desk(limits)
+        return None
+
+    def desk(self) -> RiskDesk:
+        return self._get(self.desk_id, RiskDesk)
+
+    def order(self, order_id: UUID) -> Order:
+        return self._get(order_id, Order)
+
+    def position(self, position_id: UUID) -> Position:
+        return self._get(position_id, Position)
+
+    def session(self, session_id: UUID) -> TradingSession:
+        return self._get(session_id, TradingSession)
+
+    def _get(self, aggregate_id: UUID, kind: type[Any]) -> Any:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"no {kind.__name__} {aggregate_id}") from None
+        if not isinstance(aggregate, kind):
+            raise NotFound(f"{aggregate_id} is not a {kind.__name__}")
+        return aggregate
+
+    # --- commands --------------------------------------------------------------------------
+    def execute(self, *commands: Command) -> list[ApprovalToken]:
+        """Approve and apply the commands as one unit; retried when another writer raced us."""
+        for attempt in range(_CONFLICT_RETRIES):
+            try:
+                return self._execute_once(commands)
+            except IntegrityError:
+                if attempt == _CONFLICT_RETRIES - 1:
+                    raise ConcurrencyConflict(
+                        f"gave up after {_CONFLICT_RETRIES} conflicting writes"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def _execute_once(self, commands: Iterable[Command]) -> list[ApprovalToken]:
+        desk = self.desk()
+        targets: dict[UUID, Aggregate | None] = {}
+        tokens = []
+        for command in commands:
+            if command.target_id not in targets:
+                targets[command.target_id] = self._load_target(command)
+            target = targets[command.target_id]
+            decision = self._decide(desk, command, target)
+            if isinstance(decision, Rejection):
+                if tokens:  # earlier approvals in this unit must not reach the disk
+                    desk = self.desk()
+                    desk.record_rejection(command, decision, self.clock())
+                self.save(desk)
+                raise RiskRejected(decision)
+            targets[command.target_id] = self._apply(command, decision, target)
+            tokens.append(decision)
+        self.save(desk, *targets.values())
+        return tokens
+
+    def approve(self, command: Command) -> ApprovalToken:
+        """First half of the two-step path: the approval is on disk before any change."""
+        for _ in range(_CONFLICT_RETRIES):
+            desk = self.desk()
+            decision = self._decide(desk, command, self._load_target(command))
+            try:
+                self.save(desk)
+            except IntegrityError:
+                continue
+            if isinstance(decision, Rejection):
+                raise RiskRejected(decision)
+            return decision
+        raise ConcurrencyConflict("the risk desk kept changing; try again")
+
+    def apply(self, command: Command, token: ApprovalToken) -> None:
+        """Second half: apply a command with a token the desk issued; a token works once."""
+        target = self._apply(command, token, self._load_target(command))
+        try:
+            self.save(target)
+        except IntegrityError:
+            raise ConcurrencyConflict(
+                f"{command.command_type} on {command.target_id}: another writer changed it "
+                "first; the approval was for the previous version"
+            ) from None
+
+    def _decide(
+        self, desk: RiskDesk, command: Command, target: Aggregate | None
+    ) -> ApprovalToken | Rejection:
+        self._validate(command, target)
+        return desk.approve(
+            command,
+            target_version=None if target is None else target.version,
+            approval_id=self.ids(),
+            now=self.clock(),
+            keys=self.keys,
+        )
+
+    def _validate(self, command: Command, target: Aggregate | None) -> None:
+        """Bad input and illegal transitions are refused before the desk is asked."""
+        if isinstance(command, PlaceOrder):
+            self.catalog.get(command.instrument).check_order(
+                command.quantity, command.limit_price
+            )
+        if isinstance(command, ApplyFill):
+            self.catalog.get(command.instrument)
+            if command.account_id != self.account_id:
+                raise InvalidCommand(f"fill is for account {command.account_id!r}")
+        if command.creates and target is not None:
+            raise InvalidCommand(f"{command.target_id} already exists")
+        if target is None and not (command.creates or isinstance(command, ApplyFill)):
+            raise NotFound(f"{command.command_type}: no target {command.target_id}")
+        if isinstance(target, Order | TradingSession | Position):
+            target.check(command)  # type: ignore[arg-type]
+
+    def _load_target(self, command: Command) -> Aggregate | None:
+        kind: type[Aggregate]
+        if isinstance(command, _SESSION_COMMANDS):
+            kind = TradingSession
+        elif isinstance(command, ApplyFill):
+            kind = Position
+        else:
+            kind = Order
+        try:
+            target: Aggregate = self._get(command.target_id, kind)
+        except NotFound:
+            return None
+        return target
+
+    def _apply(self, command: Command, token: ApprovalToken, target: Aggregate | None) -> Aggregate:
+        if target is None:
+            if isinstance(command, PlaceOrder):
+                return Order.place(command, token, self.verifier)
+            if isinstance(command, StartSession):
+                return TradingSession.start(command, token, self.verifier)
+            if isinstance(command, ApplyFill):
+                return Position.open(command, token, self.verifier)
+            raise NotFound(f"{command.command_type}: no target {command.target_id}")
+        if isinstance(target, Position):
+            assert isinstance(command, ApplyFill)
+            target.apply(command, token, self.verifier)
+        else:
+            assert isinstance(target, Order | TradingSession)
+            target.execute(command, token, self.verifier)
+        return target
+
+    # --- composite use cases ----------------------------------------------------------------
+    def record_fill(
+        self,
+        order_id: UUID,
+        *,
+        trade_id: str,
+        quantity: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        filled_at: datetime,
+    ) -> bool:
+        """Apply an exchange fill to its Order and Position once; False if already applied."""
+        order = self.order(order_id)
+        if trade_id in order.trade_ids:
+            return False
+        fill = {"trade_id": trade_id, "quantity": quantity, "price": price, "fee": fee,
+                "filled_at": filled_at}
+        self.execute(
+            RecordFill(order_id=order_id, **fill),
+            ApplyFill(
+                account_id=self.account_id, instrument=order.instrument,
+                side=Side(order.side), order_id=order_id, **fill,
+            ),
+        )
+        self._cancel_all_if_halted()
+        return True
+
+    def observe_mark(self, instrument: str, price: Decimal) -> None:
+        self.catalog.get(instrument)
+        for _ in range(_CONFLICT_RETRIES):
+            desk = self.desk()
+            desk.observe_mark(instrument, price, self.clock())
+            try:
+                self.save(desk)
+                break
+            except IntegrityError:
+                continue
+        self._cancel_all_if_halted()
+
+    def engage_kill_switch(self, reason: str, by: str) -> None:
+        """Halt, then cancel every open order through approved commands."""
+        for _ in range(_CONFLICT_RETRIES):
+            desk = self.desk()
+            desk.engage_kill_switch(reason=reason, by=by, at=self.clock())
+            try:
+                self.save(desk)
+                break
+            except IntegrityError:
+                continue
+        self._cancel_all_if_halted()
+
+    def reset_kill_switch(self, reason: str, by: str) -> None:
+        desk = self.desk()
+        desk.reset_kill_switch(reason=reason, by=by, at=self.clock())
+        try:
+            self.save(desk)
+        except IntegrityError:
+            raise ConcurrencyConflict("the risk desk changed; try the reset again") from None
+
+    def _cancel_all_if_halted(self) -> None:
+        desk = self.desk()
+        if desk.kill_state != "HALTED":
+            return
+        for order_id in sorted(desk.open_orders):
+            order = self.order(UUID(order_id))
+            if order.status in ("PENDING_NEW", "SUBMITTED", "OPEN", "PARTIALLY_FILLED"):
+                self.execute(CancelOrder(order_id=order.id, reason="kill switch engaged"))
+
+    def record_exchange_snapshot(
+        self,
+        venue: str,
+        *,
+        balances: dict[str, Any],
+        positions: list[dict[str, Any]],
+        open_orders: list[dict[str, Any]],
+    ) -> None:
+        account_id = exchange_account_id(self.account_id, venue)
+        try:
+            account = self._get(account_id, ExchangeAccount)
+        except NotFound:
+            account = ExchangeAccount(id=account_id, account_id=self.account_id, venue=venue)
+        account.record_snapshot(
+            taken_at=self.clock(), balances=balances, positions=positions,
+            open_orders=open_orders,
+        )
+        self.save(account)

@@ -1,0 +1,1 @@
+"""Pure trading model: aggregates, commands, approval tokens and risk guards. No I/O."""

@@ -1,0 +1,1 @@
+"""Composition root: wires adapters into the application; the CLI lives here."""
