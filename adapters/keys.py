@@ -51,7 +51,8 @@ def init_keys(directory: Path) -> list[Path]:
     _write_secret(
         paths[1],
         private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ),
     )

@@ -60,7 +60,7 @@ class _Limits(_Strict):
     @classmethod
     def _no_float(cls, value: Any) -> Any:
         if isinstance(value, float):
-            raise ValueError("write decimals as strings, e.g. \"0.05\"")
+            raise ValueError('write decimals as strings, e.g. "0.05"')
         return value
 
 

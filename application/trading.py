@@ -7,10 +7,12 @@ both the approval and the state change are on disk, or neither is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import random
+import time
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -21,8 +23,16 @@ from application.errors import ConcurrencyConflict, NotFound, RiskRejected
 from application.ports import Clock, IdFactory
 from domain.approval import ApprovalToken, KeyRing, Verifier
 from domain.commands import (
-    ApplyFill, CancelOrder, Command, EndSession, HaltSession, PlaceOrder, RecordFill,
-    ResumeSession, StartSession, desk_id,
+    ApplyFill,
+    CancelOrder,
+    Command,
+    EndSession,
+    HaltSession,
+    PlaceOrder,
+    RecordFill,
+    ResumeSession,
+    StartSession,
+    desk_id,
 )
 from domain.errors import InvalidCommand
 from domain.exchange_account import ExchangeAccount, exchange_account_id
@@ -34,8 +44,15 @@ from domain.risk_desk import RiskDesk
 from domain.session import TradingSession
 from domain.values import InstrumentCatalog, Side
 
+T = TypeVar("T")
+A = TypeVar("A", bound=Aggregate)
 _SESSION_COMMANDS = (StartSession, HaltSession, ResumeSession, EndSession)
-_CONFLICT_RETRIES = 8
+_CONFLICT_RETRIES = 30
+
+
+def _back_off(attempt: int) -> None:
+    """Capped exponential backoff with jitter, so racing writers stop colliding in step."""
+    time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
 
 
 class TradingApp(Application[UUID]):
@@ -62,6 +79,7 @@ class TradingApp(Application[UUID]):
         self.ids = ids
         self.verifier = Verifier(keys, clock)
         self.desk_id = desk_id(account_id)
+        self.conflicts = 0  # writes lost to a concurrent writer and retried
         self._open_desk(limits)
 
     # --- setup ---------------------------------------------------------------------------
@@ -71,7 +89,9 @@ class TradingApp(Application[UUID]):
             desk = self.desk()
         except NotFound:
             desk = RiskDesk(
-                id=self.desk_id, account_id=self.account_id, limits=limits.to_dict(),
+                id=self.desk_id,
+                account_id=self.account_id,
+                limits=limits.to_dict(),
                 key_id=self.keys.active_key_id,
             )
             try:
@@ -101,9 +121,9 @@ class TradingApp(Application[UUID]):
     def session(self, session_id: UUID) -> TradingSession:
         return self._get(session_id, TradingSession)
 
-    def _get(self, aggregate_id: UUID, kind: type[Any]) -> Any:
+    def _get(self, aggregate_id: UUID, kind: type[A]) -> A:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate: Aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFound(f"no {kind.__name__} {aggregate_id}") from None
         if not isinstance(aggregate, kind):
@@ -113,20 +133,22 @@ class TradingApp(Application[UUID]):
     # --- commands --------------------------------------------------------------------------
     def execute(self, *commands: Command) -> list[ApprovalToken]:
         """Approve and apply the commands as one unit; retried when another writer raced us."""
+        return self._retrying(lambda: self._execute_once(commands))
+
+    def _retrying(self, unit: Callable[[], T]) -> T:
+        """Run a load-decide-save unit again from fresh state after a version conflict."""
         for attempt in range(_CONFLICT_RETRIES):
             try:
-                return self._execute_once(commands)
+                return unit()
             except IntegrityError:
-                if attempt == _CONFLICT_RETRIES - 1:
-                    raise ConcurrencyConflict(
-                        f"gave up after {_CONFLICT_RETRIES} conflicting writes"
-                    ) from None
-        raise AssertionError("unreachable")
+                self.conflicts += 1
+                _back_off(attempt)
+        raise ConcurrencyConflict(f"gave up after {_CONFLICT_RETRIES} conflicting writes")
 
     def _execute_once(self, commands: Iterable[Command]) -> list[ApprovalToken]:
         desk = self.desk()
         targets: dict[UUID, Aggregate | None] = {}
-        tokens = []
+        tokens: list[ApprovalToken] = []
         for command in commands:
             if command.target_id not in targets:
                 targets[command.target_id] = self._load_target(command)
@@ -145,17 +167,17 @@ class TradingApp(Application[UUID]):
 
     def approve(self, command: Command) -> ApprovalToken:
         """First half of the two-step path: the approval is on disk before any change."""
-        for _ in range(_CONFLICT_RETRIES):
+
+        def decide_and_save() -> ApprovalToken | Rejection:
             desk = self.desk()
             decision = self._decide(desk, command, self._load_target(command))
-            try:
-                self.save(desk)
-            except IntegrityError:
-                continue
-            if isinstance(decision, Rejection):
-                raise RiskRejected(decision)
+            self.save(desk)
             return decision
-        raise ConcurrencyConflict("the risk desk kept changing; try again")
+
+        decision = self._retrying(decide_and_save)
+        if isinstance(decision, Rejection):
+            raise RiskRejected(decision)
+        return decision
 
     def apply(self, command: Command, token: ApprovalToken) -> None:
         """Second half: apply a command with a token the desk issued; a token works once."""
@@ -183,9 +205,7 @@ class TradingApp(Application[UUID]):
     def _validate(self, command: Command, target: Aggregate | None) -> None:
         """Bad input and illegal transitions are refused before the desk is asked."""
         if isinstance(command, PlaceOrder):
-            self.catalog.get(command.instrument).check_order(
-                command.quantity, command.limit_price
-            )
+            self.catalog.get(command.instrument).check_order(command.quantity, command.limit_price)
         if isinstance(command, ApplyFill):
             self.catalog.get(command.instrument)
             if command.account_id != self.account_id:
@@ -243,49 +263,37 @@ class TradingApp(Application[UUID]):
         order = self.order(order_id)
         if trade_id in order.trade_ids:
             return False
-        fill = {"trade_id": trade_id, "quantity": quantity, "price": price, "fee": fee,
-                "filled_at": filled_at}
+        facts = (trade_id, quantity, price, fee, filled_at)
         self.execute(
-            RecordFill(order_id=order_id, **fill),
-            ApplyFill(
-                account_id=self.account_id, instrument=order.instrument,
-                side=Side(order.side), order_id=order_id, **fill,
-            ),
+            RecordFill(order_id, *facts),
+            ApplyFill(self.account_id, order.instrument, Side(order.side), order_id, *facts),
         )
         self._cancel_all_if_halted()
         return True
 
     def observe_mark(self, instrument: str, price: Decimal) -> None:
         self.catalog.get(instrument)
-        for _ in range(_CONFLICT_RETRIES):
-            desk = self.desk()
-            desk.observe_mark(instrument, price, self.clock())
-            try:
-                self.save(desk)
-                break
-            except IntegrityError:
-                continue
+        now = self.clock()
+        self._on_desk(lambda desk: desk.observe_mark(instrument, price, now))
         self._cancel_all_if_halted()
 
     def engage_kill_switch(self, reason: str, by: str) -> None:
         """Halt, then cancel every open order through approved commands."""
-        for _ in range(_CONFLICT_RETRIES):
-            desk = self.desk()
-            desk.engage_kill_switch(reason=reason, by=by, at=self.clock())
-            try:
-                self.save(desk)
-                break
-            except IntegrityError:
-                continue
+        now = self.clock()
+        self._on_desk(lambda desk: desk.engage_kill_switch(reason=reason, by=by, at=now))
         self._cancel_all_if_halted()
 
     def reset_kill_switch(self, reason: str, by: str) -> None:
-        desk = self.desk()
-        desk.reset_kill_switch(reason=reason, by=by, at=self.clock())
-        try:
+        now = self.clock()
+        self._on_desk(lambda desk: desk.reset_kill_switch(reason=reason, by=by, at=now))
+
+    def _on_desk(self, change: Callable[[RiskDesk], object]) -> None:
+        def unit() -> None:
+            desk = self.desk()
+            change(desk)
             self.save(desk)
-        except IntegrityError:
-            raise ConcurrencyConflict("the risk desk changed; try the reset again") from None
+
+        self._retrying(unit)
 
     def _cancel_all_if_halted(self) -> None:
         desk = self.desk()
@@ -310,7 +318,9 @@ class TradingApp(Application[UUID]):
         except NotFound:
             account = ExchangeAccount(id=account_id, account_id=self.account_id, venue=venue)
         account.record_snapshot(
-            taken_at=self.clock(), balances=balances, positions=positions,
+            taken_at=self.clock(),
+            balances=balances,
+            positions=positions,
             open_orders=open_orders,
         )
         self.save(account)

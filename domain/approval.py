@@ -87,8 +87,14 @@ class ApprovalToken:
     def signed_fields(self) -> list[Any]:
         """The fields in the contract's order; the HMAC covers exactly these."""
         return [
-            self.approval_id, self.key_id, self.command_type, self.target_id,
-            self.target_version, self.command_digest, self.issued_at, self.expires_at,
+            self.approval_id,
+            self.key_id,
+            self.command_type,
+            self.target_id,
+            self.target_version,
+            self.command_digest,
+            self.issued_at,
+            self.expires_at,
             self.riskdesk_version,
         ]
 
@@ -170,9 +176,7 @@ class Verifier:
     keys: KeyRing
     clock: Clock
 
-    def verify(
-        self, token: ApprovalToken, command: Command, target_version: int | None
-    ) -> None:
+    def verify(self, token: ApprovalToken, command: Command, target_version: int | None) -> None:
         """Raise ApprovalError unless the token authorises exactly this command now."""
         secret = self.keys.secret(token.key_id)
         if not self.keys.keys:
@@ -183,9 +187,7 @@ class Verifier:
         if not hmac.compare_digest(expected, token.signature):
             raise ApprovalError("approval signature does not verify")
         if token.command_type != command.command_type:
-            raise ApprovalError(
-                f"approval is for {token.command_type}, not {command.command_type}"
-            )
+            raise ApprovalError(f"approval is for {token.command_type}, not {command.command_type}")
         if token.target_id != command.target_id:
             raise ApprovalError("approval is for another target")
         if token.target_version != target_version:

@@ -53,8 +53,11 @@ class Book:
 
     def pending(self, instrument: str, side: Side) -> Decimal:
         return sum(
-            (o.remaining for o in self.open_orders.values()
-             if o.instrument == instrument and o.side is side),
+            (
+                o.remaining
+                for o in self.open_orders.values()
+                if o.instrument == instrument and o.side is side
+            ),
             ZERO,
         )
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
-from uuid import UUID, NAMESPACE_URL, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain.canonical import sha256_hex
 from domain.errors import InvalidCommand
@@ -207,6 +207,7 @@ class ExpireOrder(_OrderEnd):
 class _FillChecks(Command):
     """Shared checks of a fill's facts; each fill command declares its own field order."""
 
+    order_id: UUID
     trade_id: str
     quantity: Decimal
     price: Decimal
@@ -214,7 +215,7 @@ class _FillChecks(Command):
     filled_at: datetime
 
     def _check_fill(self) -> None:
-        self._set("order_id", _uuid(getattr(self, "order_id"), "order_id"))
+        self._set("order_id", _uuid(self.order_id, "order_id"))
         self._set("trade_id", _text(self.trade_id, "trade_id"))
         self._set("quantity", _positive(self.quantity, "quantity"))
         self._set("price", _positive(self.price, "price"))
@@ -271,8 +272,18 @@ class ApplyFill(_FillChecks):
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (
-        StartSession, HaltSession, ResumeSession, EndSession, PlaceOrder, SubmitOrder,
-        AcknowledgeOrder, CancelOrder, RejectOrder, ExpireOrder, RecordFill, ApplyFill,
+        StartSession,
+        HaltSession,
+        ResumeSession,
+        EndSession,
+        PlaceOrder,
+        SubmitOrder,
+        AcknowledgeOrder,
+        CancelOrder,
+        RejectOrder,
+        ExpireOrder,
+        RecordFill,
+        ApplyFill,
     )
 }
 

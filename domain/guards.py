@@ -107,7 +107,9 @@ def price_collar(c: OrderCheck) -> Rejection | None:
     deviation = abs(c.limit_price - mark) / mark
     if deviation > c.limits.price_collar:
         return Rejection(
-            "price_collar", _ratio(deviation), str(c.limits.price_collar),
+            "price_collar",
+            _ratio(deviation),
+            str(c.limits.price_collar),
             f"limit {c.limit_price} too far from mark {mark}",
         )
     return None
@@ -119,7 +121,9 @@ def max_order_notional(c: OrderCheck) -> Rejection | None:
     notional = c.quantity * price
     if notional > c.limits.max_order_notional:
         return Rejection(
-            "max_order_notional", str(notional), str(c.limits.max_order_notional),
+            "max_order_notional",
+            str(notional),
+            str(c.limits.max_order_notional),
             "order notional too large",
         )
     return None
@@ -129,8 +133,10 @@ def duplicate_order(c: OrderCheck) -> Rejection | None:
     since = c.now - timedelta(seconds=c.limits.duplicate_window_seconds)
     if any(at > since and digest == c.intent_digest for at, digest in c.recent_orders):
         return Rejection(
-            "duplicate_order", "same order within window",
-            f"{c.limits.duplicate_window_seconds}s", "duplicate order",
+            "duplicate_order",
+            "same order within window",
+            f"{c.limits.duplicate_window_seconds}s",
+            "duplicate order",
         )
     return None
 
@@ -140,7 +146,8 @@ def order_rate(c: OrderCheck) -> Rejection | None:
     count = sum(1 for at, _ in c.recent_orders if at > since)
     if count >= c.limits.order_rate_limit:
         return Rejection(
-            "order_rate", str(count + 1),
+            "order_rate",
+            str(count + 1),
             f"{c.limits.order_rate_limit}/{c.limits.order_rate_window_seconds}s",
             "too many orders in the window",
         )
@@ -162,8 +169,11 @@ def daily_loss(c: OrderCheck) -> Rejection | None:
     loss = (start - nav) / start if start > 0 else ZERO
     if loss > c.limits.daily_loss:
         return Rejection(
-            "daily_loss", _ratio(loss), str(c.limits.daily_loss),
-            "daily loss limit breached", engage_kill_switch=True,
+            "daily_loss",
+            _ratio(loss),
+            str(c.limits.daily_loss),
+            "daily loss limit breached",
+            engage_kill_switch=True,
         )
     return None
 
@@ -176,7 +186,9 @@ def max_drawdown(c: OrderCheck) -> Rejection | None:
     drawdown = 1 - nav / hwm if hwm > 0 else ZERO
     if drawdown > c.limits.max_drawdown:
         return Rejection(
-            "max_drawdown", _ratio(drawdown), str(c.limits.max_drawdown),
+            "max_drawdown",
+            _ratio(drawdown),
+            str(c.limits.max_drawdown),
             "drawdown from high-water mark too deep",
         )
     return None
@@ -195,7 +207,9 @@ def max_position_weight(c: OrderCheck) -> Rejection | None:
     weight = quantity * _price(c, c.instrument) / nav
     if weight > c.limits.max_position_weight:
         return Rejection(
-            "max_position_weight", _ratio(weight), str(c.limits.max_position_weight),
+            "max_position_weight",
+            _ratio(weight),
+            str(c.limits.max_position_weight),
             f"{c.instrument} would be too large a share of NAV",
         )
     return None
@@ -203,9 +217,7 @@ def max_position_weight(c: OrderCheck) -> Rejection | None:
 
 def _per_instrument(c: OrderCheck) -> dict[str, tuple[Decimal, Decimal]]:
     extras = {c.instrument: c.extra()}
-    return {
-        i: extras.get(i, (ZERO, ZERO)) for i in c.book.instruments() | {c.instrument}
-    }
+    return {i: extras.get(i, (ZERO, ZERO)) for i in c.book.instruments() | {c.instrument}}
 
 
 def max_gross_leverage(c: OrderCheck) -> Rejection | None:
@@ -219,7 +231,9 @@ def max_gross_leverage(c: OrderCheck) -> Rejection | None:
     leverage = gross / nav
     if leverage > c.limits.max_gross_leverage:
         return Rejection(
-            "max_gross_leverage", _ratio(leverage), str(c.limits.max_gross_leverage),
+            "max_gross_leverage",
+            _ratio(leverage),
+            str(c.limits.max_gross_leverage),
             "gross exposure too large",
         )
     return None
@@ -236,7 +250,9 @@ def max_net_exposure(c: OrderCheck) -> Rejection | None:
     ratio = abs(net) / nav
     if ratio > c.limits.max_net_exposure:
         return Rejection(
-            "max_net_exposure", _ratio(ratio), str(c.limits.max_net_exposure),
+            "max_net_exposure",
+            _ratio(ratio),
+            str(c.limits.max_net_exposure),
             "net exposure too large",
         )
     return None
@@ -245,12 +261,23 @@ def max_net_exposure(c: OrderCheck) -> Rejection | None:
 # Order matters: state and mandate first, then data freshness (fail closed before using a
 # price), then the per-order sizes, then the portfolio-level limits.
 ALWAYS: tuple[Callable[[OrderCheck], Rejection | None], ...] = (
-    kill_switch, session_active, instrument_allowed, max_order_quantity, stale_mark,
-    price_collar, max_order_notional, duplicate_order, order_rate,
+    kill_switch,
+    session_active,
+    instrument_allowed,
+    max_order_quantity,
+    stale_mark,
+    price_collar,
+    max_order_notional,
+    duplicate_order,
+    order_rate,
 )
 # Only risk-increasing orders can breach these; a reducing order must stay possible.
 INCREASING_ONLY: tuple[Callable[[OrderCheck], Rejection | None], ...] = (
-    daily_loss, max_drawdown, max_position_weight, max_gross_leverage, max_net_exposure,
+    daily_loss,
+    max_drawdown,
+    max_position_weight,
+    max_gross_leverage,
+    max_net_exposure,
 )
 
 

@@ -10,8 +10,12 @@ from domain.errors import InvalidCommand
 from domain.values import to_decimal
 
 _RATIOS = (
-    "max_position_weight", "max_gross_leverage", "max_net_exposure", "max_drawdown",
-    "daily_loss", "price_collar",
+    "max_position_weight",
+    "max_gross_leverage",
+    "max_net_exposure",
+    "max_drawdown",
+    "daily_loss",
+    "price_collar",
 )
 
 
@@ -42,8 +46,11 @@ class RiskLimits:
                 raise InvalidCommand(f"risk limit {name} must be positive, got {value}")
             object.__setattr__(self, name, value)
         for name in (
-            "max_mark_age_seconds", "order_rate_limit", "order_rate_window_seconds",
-            "duplicate_window_seconds", "approval_ttl_seconds",
+            "max_mark_age_seconds",
+            "order_rate_limit",
+            "order_rate_window_seconds",
+            "duplicate_window_seconds",
+            "approval_ttl_seconds",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -10,7 +10,13 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.approval import ApprovalToken, Verifier
 from domain.commands import (
-    AcknowledgeOrder, CancelOrder, Command, ExpireOrder, PlaceOrder, RecordFill, RejectOrder,
+    AcknowledgeOrder,
+    CancelOrder,
+    Command,
+    ExpireOrder,
+    PlaceOrder,
+    RecordFill,
+    RejectOrder,
     SubmitOrder,
 )
 from domain.errors import DuplicateFill, IllegalTransition
@@ -127,9 +133,7 @@ class Order(Aggregate):
         if self.status in TERMINAL:
             anomaly = f"fill on a {self.status} order"
         elif self.filled_quantity + command.quantity > self.quantity:
-            anomaly = (
-                f"over-fill: {self.filled_quantity + command.quantity} > {self.quantity}"
-            )
+            anomaly = f"over-fill: {self.filled_quantity + command.quantity} > {self.quantity}"
         self._filled(
             trade_id=command.trade_id,
             quantity=command.quantity,

@@ -1,4 +1,4 @@
-"""Position aggregate (account × instrument): average-cost accounting of approved fills."""
+"""Position aggregate, one per account and instrument: average-cost accounting of fills."""
 
 from __future__ import annotations
 

@@ -17,7 +17,12 @@ from eventsourcing.domain import Aggregate, event
 from domain.approval import ApprovalToken, KeyRing, sign
 from domain.book import ZERO, Book, Mark, OpenOrder
 from domain.commands import (
-    ApplyFill, Command, PlaceOrder, RecordFill, ResumeSession, StartSession, SubmitOrder,
+    Command,
+    PlaceOrder,
+    RecordFill,
+    ResumeSession,
+    StartSession,
+    SubmitOrder,
 )
 from domain.errors import IllegalTransition, InvalidCommand
 from domain.guards import ACTIVE, HALTED, REDUCING, OrderCheck, Rejection, check_order
@@ -153,11 +158,16 @@ class RiskDesk(Aggregate):
         if isinstance(command, SubmitOrder):
             order = self.open_orders.get(str(command.order_id))
             if order is None:
-                return Rejection("order_known", str(command.order_id), "approved orders",
-                                 "order unknown to the risk desk")
+                return Rejection(
+                    "order_known",
+                    str(command.order_id),
+                    "approved orders",
+                    "order unknown to the risk desk",
+                )
             if order.increasing and self.kill_state != ACTIVE:
-                return Rejection("kill_switch", self.kill_state, ACTIVE,
-                                 "risk-increasing order held back")
+                return Rejection(
+                    "kill_switch", self.kill_state, ACTIVE, "risk-increasing order held back"
+                )
         return None
 
     def _fill_anomaly(self, command: Command) -> str | None:
@@ -267,14 +277,16 @@ class RiskDesk(Aggregate):
             if loss > self.limits.daily_loss:
                 self.engage_kill_switch(
                     reason=f"daily loss {loss:.6f} > {self.limits.daily_loss}",
-                    by="riskdesk", at=at,
+                    by="riskdesk",
+                    at=at,
                 )
                 return
         if self.high_water_mark > 0 and self.kill_state == ACTIVE:
             drawdown = 1 - nav / self.high_water_mark
             if drawdown > self.limits.max_drawdown:
-                self._reducing(reason=f"drawdown {drawdown:.6f} > {self.limits.max_drawdown}",
-                               at=at)
+                self._reducing(
+                    reason=f"drawdown {drawdown:.6f} > {self.limits.max_drawdown}", at=at
+                )
 
     @event("MarkObserved")
     def _mark_observed(self, instrument: str, price: Decimal, at: datetime) -> None:

@@ -27,8 +27,14 @@ console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
 _CLEAN_ERRORS = (
-    ConfigError, KeyRingError, DomainError, ConcurrencyConflict, FileExistsError,
-    PermissionError, PersistenceError, ValidationError,
+    ConfigError,
+    KeyRingError,
+    DomainError,
+    ConcurrencyConflict,
+    FileExistsError,
+    PermissionError,
+    PersistenceError,
+    ValidationError,
 )
 
 
@@ -93,13 +99,17 @@ def status() -> None:
     trading = build_app(Settings())
     try:
         desk = trading.desk()
-        console.print(f"account {desk.account_id}: kill switch {desk.kill_state}"
-                      f"{' (' + desk.kill_reason + ')' if desk.kill_reason else ''}")
+        console.print(
+            f"account {desk.account_id}: kill switch {desk.kill_state}"
+            f"{' (' + desk.kill_reason + ')' if desk.kill_reason else ''}"
+        )
         console.print(f"cash {desk.cash}, NAV {desk.nav()}, high-water mark {desk.high_water_mark}")
         for instrument, quantity in sorted(desk.positions.items()):
             console.print(f"position {instrument}: {quantity}")
-        console.print(f"open orders: {len(desk.open_orders)}; approved {desk.approved_count}, "
-                      f"rejected {desk.rejected_count}")
+        console.print(
+            f"open orders: {len(desk.open_orders)}; approved {desk.approved_count}, "
+            f"rejected {desk.rejected_count}"
+        )
     finally:
         trading.close()
 

@@ -22,9 +22,15 @@ from adapters.settings import PROJECT_ROOT, Settings
 from application.errors import RiskRejected
 from application.trading import TradingApp
 from domain.commands import (
-    AcknowledgeOrder, EndSession, PlaceOrder, StartSession, SubmitOrder, position_id,
+    AcknowledgeOrder,
+    EndSession,
+    PlaceOrder,
+    StartSession,
+    SubmitOrder,
+    position_id,
 )
 from domain.order import Order
+from domain.values import Mode, OrderType, Side
 from interfaces.bootstrap import build_app
 
 FEE_RATE = Decimal("0.001")
@@ -58,8 +64,13 @@ class PaperDemo:
     def trade(self, instrument: str, side: str, quantity: str, price: Decimal) -> None:
         order_id = self.app.ids()
         place = PlaceOrder(
-            order_id=order_id, session_id=self.session_id, instrument=instrument, side=side,
-            order_type="LIMIT", quantity=quantity, limit_price=price,
+            order_id=order_id,
+            session_id=self.session_id,
+            instrument=instrument,
+            side=Side(side),
+            order_type=OrderType.LIMIT,
+            quantity=Decimal(quantity),
+            limit_price=price,
             reduce_only=side == "SELL",
         )
         try:
@@ -69,11 +80,16 @@ class PaperDemo:
             return
         self.order_ids.append(order_id)
         self.app.execute(SubmitOrder(order_id=order_id, client_order_id=f"ais-{order_id.hex[:20]}"))
-        self.app.execute(AcknowledgeOrder(order_id=order_id, exchange_order_id=f"paper-{order_id.hex[:8]}"))
+        self.app.execute(
+            AcknowledgeOrder(order_id=order_id, exchange_order_id=f"paper-{order_id.hex[:8]}")
+        )
         notional = Decimal(quantity) * price
         self.app.record_fill(
-            order_id, trade_id=f"paper-{self.app.ids().hex[:12]}", quantity=Decimal(quantity),
-            price=price, fee=(notional * FEE_RATE).quantize(Decimal("0.00000001")),
+            order_id,
+            trade_id=f"paper-{self.app.ids().hex[:12]}",
+            quantity=Decimal(quantity),
+            price=price,
+            fee=(notional * FEE_RATE).quantize(Decimal("0.00000001")),
             filled_at=self.clock(),
         )
         self.console.print(f"  [green]filled[/]  {side} {quantity} {instrument} @ {price}")
@@ -81,8 +97,12 @@ class PaperDemo:
     def run(self, candles: list[Candle]) -> None:
         self.clock.set(candles[0].closes_at)
         self.app.execute(
-            StartSession(session_id=self.session_id, mode="paper",
-                         starting_capital="100000", config_digest="demo")
+            StartSession(
+                session_id=self.session_id,
+                mode=Mode.PAPER,
+                starting_capital=Decimal(100000),
+                config_digest="demo",
+            )
         )
         script = {
             0: [("BTC-USDT", "BUY", "0.5")],
@@ -102,12 +122,19 @@ class PaperDemo:
     def report(self) -> None:
         orders = Table(title="Orders", show_lines=False)
         for column in ("order", "side", "qty", "limit", "status", "filled", "avg price", "fees"):
-            orders.add_column(column, justify="right" if column not in ("order", "side") else "left")
+            orders.add_column(
+                column, justify="right" if column not in ("order", "side") else "left"
+            )
         for order_id in self.order_ids:
             o: Order = self.app.order(order_id)
             orders.add_row(
-                str(o.id)[:8], o.side, str(o.quantity), str(o.limit_price), o.status,
-                str(o.filled_quantity), f"{o.average_price:.2f}" if o.average_price else "-",
+                str(o.id)[:8],
+                o.side,
+                str(o.quantity),
+                str(o.limit_price),
+                o.status,
+                str(o.filled_quantity),
+                f"{o.average_price:.2f}" if o.average_price else "-",
                 str(o.fees),
             )
         self.console.print(orders)
@@ -115,8 +142,13 @@ class PaperDemo:
         positions = Table(title="Positions")
         for column in ("instrument", "quantity", "avg entry", "realized P&L (net of fees)", "fees"):
             positions.add_column(column, justify="right")
-        positions.add_row(p.instrument, str(p.quantity), str(p.lot.average_entry),
-                          f"{p.lot.realized_pnl:.8f}", f"{p.lot.fees:.8f}")
+        positions.add_row(
+            p.instrument,
+            str(p.quantity),
+            str(p.lot.average_entry),
+            f"{p.lot.realized_pnl:.8f}",
+            f"{p.lot.fees:.8f}",
+        )
         self.console.print(positions)
         desk = self.app.desk()
         self.console.print(
@@ -133,7 +165,9 @@ def run_demo(settings: Settings, console: Console) -> None:
     clock = SimulatedClock(candles[0].closes_at)
     app = build_app(settings, clock=clock, ids=random_ids)
     try:
-        console.print(f"paper session over {len(candles)} real BTC/USDT 1m candles ({CANDLES.name})")
+        console.print(
+            f"paper session over {len(candles)} real BTC/USDT 1m candles ({CANDLES.name})"
+        )
         demo = PaperDemo(app, clock, console)
         demo.run(candles)
         demo.report()
