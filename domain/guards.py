@@ -94,9 +94,10 @@ def stale_mark(c: OrderCheck) -> Rejection | None:
     limit = str(c.limits.max_mark_age_seconds)
     if mark is None:
         return Rejection("stale_mark", "no mark", limit, "no market price observed")
-    age = (c.now - mark.at).total_seconds()
+    delta = c.now - mark.at
+    age = Decimal(delta.days * 86_400 + delta.seconds) + Decimal(delta.microseconds) / 10**6
     if age > c.limits.max_mark_age_seconds:
-        return Rejection("stale_mark", f"{age:g}", limit, "market price is stale")
+        return Rejection("stale_mark", str(age.normalize()), limit, "market price is stale")
     return None
 
 

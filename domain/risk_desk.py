@@ -149,8 +149,9 @@ class RiskDesk(Aggregate):
             )
         if isinstance(command, StartSession | ResumeSession) and self.kill_state == HALTED:
             return Rejection("kill_switch", HALTED, ACTIVE, "kill switch engaged")
-        if isinstance(command, StartSession):
-            active = sorted(s for s, status in self.sessions.items() if status == ACTIVE)
+        if isinstance(command, StartSession | ResumeSession):
+            others = (s for s, st in self.sessions.items() if s != str(command.session_id))
+            active = sorted(s for s in others if self.sessions[s] == ACTIVE)
             if active:
                 return Rejection(
                     "session_active", active[0], "one active session", "a session is running"

@@ -20,6 +20,7 @@ from application.trading import TradingApp
 from domain.approval import KeyRing
 from domain.commands import StartSession
 from domain.limits import RiskLimits
+from domain.values import Mode
 
 PG_DSN = os.environ.get("AIS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 SECRET = "s" * 40
@@ -118,7 +119,10 @@ def start_session(app: TradingApp, capital: str = "100000") -> uuid.UUID:
     session_id = app.ids()
     app.execute(
         StartSession(
-            session_id=session_id, mode="paper", starting_capital=capital, config_digest="test"
+            session_id=session_id,
+            mode=Mode.PAPER,
+            starting_capital=Decimal(capital),
+            config_digest="test",
         )
     )
     app.observe_mark("BTC-USDT", Decimal("50000"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from application.errors import ConcurrencyConflict
 from application.trading import TradingApp
 from domain.commands import PlaceOrder, SubmitOrder
 from domain.errors import ApprovalError
+from domain.values import OrderType, Side
 from tests.conftest import AppFactory, all_events, kinds, start_session
 
 pytestmark = pytest.mark.postgres
@@ -49,10 +51,10 @@ def test_two_writers_racing_with_one_approval_land_exactly_once(make_app: AppFac
             order_id=order_id,
             session_id=session_id,
             instrument="BTC-USDT",
-            side="BUY",
-            order_type="LIMIT",
-            quantity="0.1",
-            limit_price="50000",
+            side=Side.BUY,
+            order_type=OrderType.LIMIT,
+            quantity=Decimal("0.1"),
+            limit_price=Decimal(50000),
         )
     )
     submit = SubmitOrder(order_id=order_id, client_order_id="c1")
@@ -100,10 +102,10 @@ def test_many_threads_on_one_desk_lose_no_update(make_app: AppFactory) -> None:
                             order_id=app.ids(),
                             session_id=session_id,
                             instrument="ETH-USDT",
-                            side="BUY",
-                            order_type="LIMIT",
-                            quantity="0.01",
-                            limit_price=str(3000 - i - 10 * apps.index(app)),
+                            side=Side.BUY,
+                            order_type=OrderType.LIMIT,
+                            quantity=Decimal("0.01"),
+                            limit_price=Decimal(3000 - i - 10 * apps.index(app)),
                         )
                     )
             except BaseException as exc:  # surfaced by the assertion below

@@ -1,0 +1,129 @@
+"""The `ais` CLI as a user runs it: a real subprocess, real files, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from adapters.keys import load_keyring
+from adapters.settings import ConfigError, Settings, load_catalog, load_limits
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ais(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AIS_")}
+    environ.update({"AIS_HOME": str(home), "COLUMNS": "200", **env})
+    return subprocess.run(
+        [sys.executable, "-m", "interfaces.cli", *args],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_keys_init_writes_private_files_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    result = ais("keys", "init", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    keys = tmp_path / "keys"
+    for name in ("hmac.key", "audit-ed25519.pem"):
+        assert stat.S_IMODE((keys / name).stat().st_mode) == 0o600
+    ring = load_keyring(Settings(home=tmp_path))
+    assert ring.active_key_id is not None and len(ring.keys) == 1
+    before = (keys / "hmac.key").read_bytes()
+    again = ais("keys", "init", home=tmp_path)
+    assert again.returncode == 1
+    assert again.stderr.strip().startswith("error: ") and "refusing to overwrite" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+    assert (keys / "hmac.key").read_bytes() == before
+
+
+def test_demo_trades_and_prints_orders_and_positions(tmp_path: Path) -> None:
+    result = ais("demo", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert sum(line.startswith("  filled ") for line in out.splitlines()) == 3
+    assert "refused BUY 3 BTC-USDT: rejected by max_order_quantity" in out
+    assert "max_position_weight" in out and "stale_mark" in out
+    assert "Orders" in out and "Positions" in out
+    assert "3 rejected, kill switch ACTIVE" in out
+    status = ais("status", home=tmp_path)
+    assert "kill switch ACTIVE" in status.stdout and "open orders: 0" in status.stdout
+
+
+def test_kill_switch_engage_and_reset_from_the_cli(tmp_path: Path) -> None:
+    assert ais("keys", "init", home=tmp_path).returncode == 0
+    engaged = ais("kill", "--reason", "drill", "--by", "alice", home=tmp_path)
+    assert engaged.returncode == 0 and "HALTED" in engaged.stdout
+    empty = ais("kill", "--reset", "--reason", " ", home=tmp_path)
+    assert empty.returncode == 1 and empty.stderr.startswith("error: ")
+    reset = ais("kill", "--reset", "--reason", "drill over", home=tmp_path)
+    assert reset.returncode == 0 and "ACTIVE" in reset.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"AIS_RISK_HMAC_KEYS": "k1:short"}, "at least 32 are required"),
+        ({"AIS_RISK_HMAC_KEYS": "no-colon-here"}, "malformed HMAC key"),
+        ({"AIS_DATABASE_URL": "mysql://x/y"}, "unsupported scheme"),
+    ],
+)
+def test_bad_settings_give_one_error_line(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    result = ais("status", home=tmp_path, **env)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_corrupt_key_file_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "hmac.key").write_bytes(b"\xff\xfe garbage")
+    result = ais("status", home=tmp_path)
+    assert result.returncode == 1 and "hmac.key" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[limits]\nmax_drawdown = 0.05\n", "limits"),
+        ('[limits]\nmax_drawdown = "abc"\n', "limits"),
+        ("not toml [", "not valid TOML"),
+    ],
+)
+def test_bad_risk_file_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "risk.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as error:
+        load_limits(path)
+    assert str(path) in str(error.value)
+
+
+def test_float_limits_are_refused(tmp_path: Path) -> None:
+    text = (ROOT / "config" / "risk.toml").read_text().replace('"0.05"', "0.05", 1)
+    path = tmp_path / "risk.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="write decimals as strings"):
+        load_limits(path)
+
+
+def test_shipped_config_loads() -> None:
+    limits = load_limits(ROOT / "config" / "risk.toml")
+    assert limits.max_drawdown <= Decimal("0.05") and limits.daily_loss <= Decimal("0.03")
+    assert limits.max_position_weight <= Decimal("0.10") and limits.max_gross_leverage <= Decimal(
+        "1.5"
+    )
+    catalog = load_catalog(ROOT / "config" / "instruments.toml")
+    assert set(limits.mandate) <= set(catalog.symbols())
