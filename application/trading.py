@@ -22,6 +22,7 @@ from eventsourcing.persistence import IntegrityError
 from application.errors import ConcurrencyConflict, NotFound, RiskRejected
 from application.ports import Clock, IdFactory
 from domain.approval import ApprovalToken, KeyRing, Verifier
+from domain.base import event_clock
 from domain.commands import (
     ApplyFill,
     CancelOrder,
@@ -85,29 +86,25 @@ class TradingApp(Application[UUID]):
     # --- setup ---------------------------------------------------------------------------
     def _open_desk(self, limits: RiskLimits) -> None:
         """Create the desk once; later starts record changed limits or a rotated key."""
-        try:
-            desk = self.desk()
-        except NotFound:
-            desk = RiskDesk(
-                id=self.desk_id,
-                account_id=self.account_id,
-                limits=limits.to_dict(),
-                key_id=self.keys.active_key_id,
-            )
+
+        def unit() -> None:
             try:
+                desk = self.desk()
+            except NotFound:
+                desk = RiskDesk(
+                    id=self.desk_id,
+                    account_id=self.account_id,
+                    limits=limits.to_dict(),
+                    key_id=self.keys.active_key_id,
+                )
+            else:
+                desk.change_limits(limits, by="config", reason="limits from configuration")
+                if self.keys.active_key_id is not None:
+                    desk.activate_key(self.keys.active_key_id)
+            if desk.pending_events:
                 self.save(desk)
-            except IntegrityError:  # another process opened it first
-                return self._open_desk(limits)
-            return None
-        desk.change_limits(limits, by="config", reason="limits from configuration")
-        if self.keys.active_key_id is not None:
-            desk.activate_key(self.keys.active_key_id)
-        if desk.pending_events:
-            try:
-                self.save(desk)
-            except IntegrityError:
-                return self._open_desk(limits)
-        return None
+
+        self._retrying(unit)
 
     def desk(self) -> RiskDesk:
         return self._get(self.desk_id, RiskDesk)
@@ -139,7 +136,8 @@ class TradingApp(Application[UUID]):
         """Run a load-decide-save unit again from fresh state after a version conflict."""
         for attempt in range(_CONFLICT_RETRIES):
             try:
-                return unit()
+                with event_clock(self.clock):
+                    return unit()
             except IntegrityError:
                 self.conflicts += 1
                 _back_off(attempt)
@@ -181,7 +179,8 @@ class TradingApp(Application[UUID]):
 
     def apply(self, command: Command, token: ApprovalToken) -> None:
         """Second half: apply a command with a token the desk issued; a token works once."""
-        target = self._apply(command, token, self._load_target(command))
+        with event_clock(self.clock):
+            target = self._apply(command, token, self._load_target(command))
         try:
             self.save(target)
         except IntegrityError:
@@ -313,14 +312,18 @@ class TradingApp(Application[UUID]):
         open_orders: list[dict[str, Any]],
     ) -> None:
         account_id = exchange_account_id(self.account_id, venue)
-        try:
-            account = self._get(account_id, ExchangeAccount)
-        except NotFound:
-            account = ExchangeAccount(id=account_id, account_id=self.account_id, venue=venue)
-        account.record_snapshot(
-            taken_at=self.clock(),
-            balances=balances,
-            positions=positions,
-            open_orders=open_orders,
-        )
-        self.save(account)
+
+        def unit() -> None:
+            try:
+                account = self._get(account_id, ExchangeAccount)
+            except NotFound:
+                account = ExchangeAccount(id=account_id, account_id=self.account_id, venue=venue)
+            account.record_snapshot(
+                taken_at=self.clock(),
+                balances=balances,
+                positions=positions,
+                open_orders=open_orders,
+            )
+            self.save(account)
+
+        self._retrying(unit)

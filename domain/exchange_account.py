@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
+
+from domain.base import AISAggregate
 
 _NS = uuid5(NAMESPACE_URL, "ais:exchange-account")
 
@@ -15,7 +17,7 @@ def exchange_account_id(account_id: str, venue: str) -> UUID:
     return uuid5(_NS, f"{account_id}|{venue}")
 
 
-class ExchangeAccount(Aggregate):
+class ExchangeAccount(AISAggregate):
     """Observations, not commands: no approval, but every snapshot is kept verbatim."""
 
     @event("Opened")

@@ -6,9 +6,10 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
 from domain.approval import ApprovalToken, Verifier
+from domain.base import AISAggregate
 from domain.commands import (
     AcknowledgeOrder,
     CancelOrder,
@@ -36,7 +37,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-class Order(Aggregate):
+class Order(AISAggregate):
     @staticmethod
     def place(command: PlaceOrder, token: ApprovalToken, verifier: Verifier) -> Order:
         verifier.verify(token, command, None)

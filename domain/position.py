@@ -7,9 +7,10 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
 from domain.approval import ApprovalToken, Verifier
+from domain.base import AISAggregate
 from domain.commands import ApplyFill
 from domain.errors import DuplicateFill, InvalidCommand
 from domain.values import Side
@@ -49,7 +50,7 @@ def apply_fill(lot: Lot, side: Side, quantity: Decimal, price: Decimal, fee: Dec
     return Lot(new_quantity, average, realized, lot.fees + fee)
 
 
-class Position(Aggregate):
+class Position(AISAggregate):
     @staticmethod
     def open(command: ApplyFill, token: ApprovalToken, verifier: Verifier) -> Position:
         verifier.verify(token, command, None)

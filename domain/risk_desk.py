@@ -12,9 +12,10 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
 from domain.approval import ApprovalToken, KeyRing, sign
+from domain.base import AISAggregate
 from domain.book import ZERO, Book, Mark, OpenOrder
 from domain.commands import (
     Command,
@@ -39,7 +40,7 @@ def _event_fields(command: Command) -> dict[str, Any]:
     return {k: (v.value if isinstance(v, Enum) else v) for k, v in command.fields().items()}
 
 
-class RiskDesk(Aggregate):
+class RiskDesk(AISAggregate):
     @event("Opened")
     def __init__(self, id: UUID, account_id: str, limits: dict[str, Any], key_id: str | None):
         self.account_id = account_id
@@ -224,7 +225,7 @@ class RiskDesk(Aggregate):
 
     def _fund(self, capital: Decimal, at: datetime) -> None:
         """A flat book takes the session's capital; a book with exposure keeps its cash."""
-        flat = not self.open_orders and all(q == 0 for q in self.positions.values())
+        flat = all(q == 0 for q in self.positions.values())
         if flat:
             self.cash = capital
             self.high_water_mark = capital

@@ -6,9 +6,10 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
 from domain.approval import ApprovalToken, Verifier
+from domain.base import AISAggregate
 from domain.commands import Command, EndSession, HaltSession, ResumeSession, StartSession
 from domain.errors import IllegalTransition
 
@@ -21,7 +22,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-class TradingSession(Aggregate):
+class TradingSession(AISAggregate):
     @staticmethod
     def start(command: StartSession, token: ApprovalToken, verifier: Verifier) -> TradingSession:
         verifier.verify(token, command, None)

@@ -246,3 +246,10 @@ def test_second_writer_with_stale_view_gets_conflict_not_duplicate(
     assert kinds(all_events(a)).count("Order.Submitted") == 1
     with pytest.raises(ApprovalError, match="used or stale"):
         b.apply(submit, token)  # a fresh load sees version 2: the token is spent
+
+
+def test_event_timestamps_come_from_the_injected_clock(app: TradingApp) -> None:
+    """Same data, same clock, same log: no wall-clock time leaks into events."""
+    start_session(app)
+    stamps = {app.mapper.transcoder.decode(n.state)["timestamp"] for n in all_events(app)}
+    assert stamps == {app.clock()}
