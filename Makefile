@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)
-	$(BIN)/python bench/approvals.py
+	$(BIN)/python bench/run_all.py
 
 # Re-resolve the pins after changing dependencies in pyproject.toml.
 lock:

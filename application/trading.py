@@ -273,8 +273,9 @@ class TradingApp(Application[UUID]):
     def observe_mark(self, instrument: str, price: Decimal) -> None:
         self.catalog.get(instrument)
         now = self.clock()
-        self._on_desk(lambda desk: desk.observe_mark(instrument, price, now))
-        self._cancel_all_if_halted()
+        desk = self._on_desk(lambda desk: desk.observe_mark(instrument, price, now))
+        if desk.kill_state == "HALTED":
+            self._cancel_all_if_halted()
 
     def engage_kill_switch(self, reason: str, by: str) -> None:
         """Halt, then cancel every open order through approved commands."""
@@ -286,13 +287,14 @@ class TradingApp(Application[UUID]):
         now = self.clock()
         self._on_desk(lambda desk: desk.reset_kill_switch(reason=reason, by=by, at=now))
 
-    def _on_desk(self, change: Callable[[RiskDesk], object]) -> None:
-        def unit() -> None:
+    def _on_desk(self, change: Callable[[RiskDesk], object]) -> RiskDesk:
+        def unit() -> RiskDesk:
             desk = self.desk()
             change(desk)
             self.save(desk)
+            return desk
 
-        self._retrying(unit)
+        return self._retrying(unit)
 
     def _cancel_all_if_halted(self) -> None:
         desk = self.desk()

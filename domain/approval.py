@@ -178,9 +178,9 @@ class Verifier:
 
     def verify(self, token: ApprovalToken, command: Command, target_version: int | None) -> None:
         """Raise ApprovalError unless the token authorises exactly this command now."""
-        secret = self.keys.secret(token.key_id)
         if not self.keys.keys:
             raise ApprovalError("no HMAC key configured: cannot verify approvals")
+        secret = self.keys.secret(token.key_id)
         if secret is None:
             raise ApprovalError(f"unknown HMAC key id {token.key_id!r}")
         expected = _mac(secret, token.signed_fields())

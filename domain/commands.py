@@ -79,8 +79,12 @@ class Command:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def digest(self) -> str:
-        """SHA-256 of the canonical JSON of this command's own fields."""
-        return sha256_hex(self.fields())
+        """SHA-256 of the canonical JSON of this command's own fields (computed once)."""
+        cached: str | None = self.__dict__.get("_digest")
+        if cached is None:
+            cached = sha256_hex(self.fields())
+            self.__dict__["_digest"] = cached
+        return cached
 
     def _set(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
@@ -154,9 +158,13 @@ class PlaceOrder(Command):
 
     def intent_digest(self) -> str:
         """The economic content without ids: two of these in a row are a duplicate order."""
-        fields = self.fields()
-        del fields["order_id"]
-        return sha256_hex(fields)
+        cached: str | None = self.__dict__.get("_intent")
+        if cached is None:
+            fields = self.fields()
+            del fields["order_id"]
+            cached = sha256_hex(fields)
+            self.__dict__["_intent"] = cached
+        return cached
 
 
 @dataclass(frozen=True)

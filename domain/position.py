@@ -80,6 +80,7 @@ class Position(AISAggregate):
 
     def _fill(self, command: ApplyFill, token: ApprovalToken) -> None:
         self._filled(
+            instrument=command.instrument,
             order_id=command.order_id,
             trade_id=command.trade_id,
             side=command.side.value,
@@ -92,6 +93,7 @@ class Position(AISAggregate):
     @event("FillApplied")
     def _filled(
         self,
+        instrument: str,
         order_id: UUID,
         trade_id: str,
         side: str,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -12,6 +14,14 @@ import typer
 from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.keys import init_keys
 from adapters.settings import ConfigError, Settings
@@ -19,6 +29,9 @@ from application.errors import ConcurrencyConflict
 from domain.approval import KeyRingError
 from domain.errors import DomainError
 from interfaces.bootstrap import build_app
+from interfaces.read_side import read_side
+from projections.replay import rebuild
+from projections.replay import verify as verify_read_models
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="AIS trading system")
 keys_app = typer.Typer(no_args_is_help=True, help="HMAC and audit keys")
@@ -35,6 +48,8 @@ _CLEAN_ERRORS = (
     PermissionError,
     PersistenceError,
     ValidationError,
+    ValueError,
+    SQLAlchemyError,
 )
 
 
@@ -112,6 +127,73 @@ def status() -> None:
         )
     finally:
         trading.close()
+
+
+@app.command()
+@_one_line_errors
+def project(
+    follow: Annotated[bool, typer.Option("--follow", help="keep following the log")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
+) -> None:
+    """Bring every read model up to the head of the log (and keep it there with --follow)."""
+    with read_side(Settings()) as side:
+        projector = side.projector(batch_size)
+        for name in projector.rebuilt:
+            console.print(f"{name}: schema changed, rebuilding from position 0")
+        if not follow:
+            read = projector.run_once()
+            console.print(f"projected {read} events; lag {projector.lag()}")
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            projector.follow(stop)
+        except KeyboardInterrupt:
+            stop.set()
+
+
+@app.command()
+@_one_line_errors
+def replay(
+    projection: Annotated[
+        list[str] | None, typer.Option("--projection", help="only this read model (repeat)")
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="rebuild aside and compare with the live models")
+    ] = False,
+) -> None:
+    """Rebuild read models from position 0 and print their digest (last line)."""
+    with read_side(Settings(), projection) as side, _progress() as bar:
+        task = bar.add_task("replaying", total=None)
+
+        def progress(position: int, head: int) -> None:
+            bar.update(task, completed=position, total=head)
+
+        if verify:
+            result = verify_read_models(
+                side.source, side.store, side.scratch(), side.projections, progress
+            )
+        else:
+            result = rebuild(side.source, side.store, side.projections, progress)
+    for name, value in sorted(result.digests.items()):
+        console.print(f"{name} {value}")
+    if result.difference is not None:
+        print(f"error: {result.difference.describe()}", file=sys.stderr)
+        raise typer.Exit(1)
+    if verify:
+        console.print("verified: live read models equal a rebuild from position 0")
+    print(f"digest {result.digest}")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
 
 
 def main() -> None:

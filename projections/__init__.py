@@ -1,1 +1,1 @@
-"""Read models fed from the notification log with tracking records (issue 4)."""
+"""Read models: pure functions of the event log, written with their tracking position."""
