@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,13 +15,18 @@ import psycopg
 import pytest
 
 from adapters.clock import SeededIds, SimulatedClock
+from adapters.event_log import StoredEventSource
 from adapters.persistence import eventsourcing_env
+from adapters.read_store import SqlReadStore, engines
 from adapters.settings import PROJECT_ROOT, load_catalog, load_limits
 from application.trading import TradingApp
 from domain.approval import KeyRing
 from domain.commands import StartSession
 from domain.limits import RiskLimits
 from domain.values import Mode
+from projections.registry import all_projections
+from projections.runner import Projector
+from projections.spec import Projection
 
 PG_DSN = os.environ.get("AIS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 SECRET = "s" * 40
@@ -138,3 +144,33 @@ def all_events(app: TradingApp) -> list[Any]:
 def kinds(notifications: list[Any]) -> list[str]:
     """`Aggregate.Event` names of stored notifications, e.g. 'Order.Placed'."""
     return [n.topic.split(":", 1)[1] for n in notifications]
+
+
+@pytest.fixture
+def read_models(store_url: str | None, tmp_path: Path) -> Iterator[ReadModels]:
+    """The read side on the test's store: event source, live store and projector."""
+    engine, schema = engines(store_url, tmp_path / "home")
+    source = StoredEventSource(eventsourcing_env(store_url, tmp_path / "home"))
+    store = SqlReadStore(engine, schema)
+    try:
+        yield ReadModels(source, store, all_projections())
+    finally:
+        store.close()
+        source.close()
+
+
+@dataclass
+class ReadModels:
+    source: StoredEventSource
+    store: SqlReadStore
+    projections: list[Projection]
+
+    def projector(self, batch_size: int = 1000) -> Projector:
+        return Projector(self.source, self.store, self.projections, batch_size=batch_size)
+
+    def scratch(self) -> SqlReadStore:
+        return SqlReadStore(self.store.engine, self.store.schema, prefix="rs_")
+
+    def rows(self, name: str) -> list[dict[str, Any]]:
+        projection = next(p for p in self.projections if name in {t.name for t in p.tables})
+        return [row for table, row in self.store.dump(projection) if table == name]
