@@ -112,12 +112,12 @@ def test_hand_computed_nav_drawdown_exposure(app: TradingApp, read_models: ReadM
 
     positions = {r["instrument"]: r for r in read_models.rows("positions")}
     eth = positions["ETH-USDT"]
-    assert (Decimal(eth["quantity"]), Decimal(eth["average_entry"])) == (2, 2900)
+    assert (Decimal(eth["quantity"]), Decimal(eth["average_entry"])) == (Decimal(2), Decimal(2900))
     assert Decimal(eth["realized_pnl"]) == Decimal("276.5")  # -9 + 300 - 14.5
     assert Decimal(positions["BTC-USDT"]["realized_pnl"]) == Decimal("-5")
     order = next(r for r in read_models.rows("orders") if r["order_id"] == str(btc))
     assert (order["status"], order["filled_quantity"]) == ("FILLED", "0.10")
-    assert (Decimal(order["average_price"]), Decimal(order["fees"])) == (Decimal(50000), 5)
+    assert (Decimal(order["average_price"]), Decimal(order["fees"])) == (Decimal(50000), Decimal(5))
 
 
 def test_replay_verify_names_a_row_edited_by_hand(app: TradingApp, read_models: ReadModels) -> None:
@@ -147,7 +147,7 @@ def test_schema_version_change_rebuilds(app: TradingApp, read_models: ReadModels
     read_models.projector().run_once()
     before = digests(read_models.store, read_models.projections)
     sessions = next(p for p in read_models.projections if p.name == "sessions")
-    sessions.version = 2  # type: ignore[misc]  # as if the read model's shape changed
+    sessions.version = 2  # as if the read model's shape changed
     projector = read_models.projector()
     assert projector.rebuilt == ["sessions"]
     assert read_models.store.position("sessions") == 0
@@ -197,9 +197,10 @@ def fresh_store(kind: str, tmp_root: Path) -> Iterator[str | None]:
 def check_desk_agrees(app: TradingApp, models: ReadModels) -> None:
     """The desk's book and the projections are computed independently; they must agree."""
     desk = app.desk()
-    [summary] = models.rows("portfolio") or [None]
-    if summary is None:
+    found = models.rows("portfolio")
+    if not found:
         return
+    [summary] = found
     assert Decimal(summary["cash"]) == desk.cash
     nav = desk.nav()
     assert (Decimal(summary["nav"]) if summary["nav"] is not None else None) == nav
@@ -282,16 +283,16 @@ def play(
                 app.execute(order)
                 orders.append(order.order_id)
             elif action[0] == "fill" and orders:
-                order = app.order(orders[action[1] % len(orders)])
+                target = app.order(orders[action[1] % len(orders)])
                 quantity = max(
-                    (order.remaining * action[2] / 100).quantize(Decimal("0.0001")),
+                    (target.remaining * action[2] / 100).quantize(Decimal("0.0001")),
                     Decimal("0.0001"),
                 )
                 app.record_fill(
-                    order.id,
+                    target.id,
                     trade_id=f"t{n}",
                     quantity=quantity,
-                    price=prices[order.instrument],
+                    price=prices[target.instrument],
                     fee=Decimal("0.25"),
                     filled_at=clock(),
                 )
