@@ -32,6 +32,8 @@ from domain.commands import (
 from domain.order import Order
 from domain.values import Mode, OrderType, Side
 from interfaces.bootstrap import build_app
+from interfaces.read_side import read_side
+from projections.digest import combined, digests
 
 FEE_RATE = Decimal("0.001")
 CANDLES = PROJECT_ROOT / "data" / "binance_BTCUSDT_1m.csv"
@@ -173,3 +175,33 @@ def run_demo(settings: Settings, console: Console) -> None:
         demo.report()
     finally:
         app.close()
+    report_read_models(settings, console)
+
+
+def report_read_models(settings: Settings, console: Console) -> None:
+    """Project the log and show what the read side says: NAV, drawdown, exposure."""
+    with read_side(settings) as side:
+        side.projector().run_once()
+        [summary] = [
+            row for table, row in side.store.dump(side.projections[0]) if table == "portfolio"
+        ]
+        console.print(
+            f"portfolio (read model): NAV {summary['nav']} USDT, high-water mark "
+            f"{summary['high_water_mark']}, drawdown {Decimal(summary['drawdown']):.4%}, "
+            f"max drawdown {Decimal(summary['max_drawdown']):.4%}, "
+            f"daily P&L {summary['daily_pnl']}"
+        )
+        exposure = Table(title="Exposure (read model)")
+        for column in ("instrument", "quantity", "mark", "notional", "weight"):
+            exposure.add_column(column, justify="right")
+        for table, row in side.store.dump(side.projections[1]):
+            if table == "exposure":
+                exposure.add_row(
+                    row["instrument"],
+                    row["quantity"],
+                    row["mark"] or "-",
+                    row["notional"] or "-",
+                    row["weight"] or "-",
+                )
+        console.print(exposure)
+        console.print(f"read-model digest {combined(digests(side.store, side.projections))}")

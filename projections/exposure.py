@@ -20,7 +20,7 @@ TOTALS = TableSpec(
 
 class ExposureProjection:
     name = "exposure"
-    version = 1
+    version = 2
     tables: tuple[TableSpec, ...] = (BY_INSTRUMENT, TOTALS, *book_tables("exposure"))
 
     def __init__(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from projections.spec import LoggedEvent, Rows, TableSpec, dec, money
+from projections.spec import LoggedEvent, Rows, TableSpec, dec, money, num
 
 ORDERS = TableSpec(
     "orders",
@@ -37,7 +37,7 @@ _ENDINGS = {"Order.Canceled": "CANCELED", "Order.Rejected": "REJECTED", "Order.E
 
 class OrdersProjection:
     name = "orders"
-    version = 1
+    version = 2
     tables: tuple[TableSpec, ...] = (ORDERS,)
 
     def handle(self, event: LoggedEvent, rows: Rows) -> None:
@@ -94,7 +94,7 @@ class OrdersProjection:
         row.update(
             filled_quantity=str(filled),
             filled_notional=str(notional),
-            average_price=str(notional / filled),
+            average_price=num(notional / filled),
             fees=str(dec(row["fees"]) + dec(s["fee"])),
         )
         if s["anomaly"] is not None:

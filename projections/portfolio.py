@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from projections.book import BOOK_EVENTS, MARKED, ZERO, BookFold, book_tables
-from projections.spec import LoggedEvent, Rows, TableSpec, dec, money
+from projections.spec import LoggedEvent, Rows, TableSpec, dec, money, num
 
 SUMMARY = TableSpec(
     "portfolio",
@@ -40,7 +40,7 @@ def drawdown(nav: Decimal, high_water_mark: Decimal) -> Decimal:
 
 class PortfolioProjection:
     name = "portfolio"
-    version = 1
+    version = 2
     tables: tuple[TableSpec, ...] = (SUMMARY, HISTORY, DAILY, *book_tables("portfolio"))
 
     def __init__(self) -> None:
@@ -87,8 +87,8 @@ class PortfolioProjection:
         start_nav = dec(summary["day_start_nav"])
         summary.update(
             high_water_mark=str(hwm),
-            drawdown=str(dd),
-            max_drawdown=str(max_dd),
+            drawdown=num(dd),
+            max_drawdown=num(max_dd),
             daily_pnl=str(nav - start_nav),
             as_of=at.isoformat(),
         )
@@ -99,7 +99,7 @@ class PortfolioProjection:
                 "at": at.isoformat(),
                 "nav": str(nav),
                 "high_water_mark": str(hwm),
-                "drawdown": str(dd),
+                "drawdown": num(dd),
             },
         )
         rows.put(

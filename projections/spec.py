@@ -55,8 +55,13 @@ class Projection(Protocol):
     def handle(self, event: LoggedEvent, rows: Rows) -> None: ...
 
 
+def num(value: Decimal) -> str:
+    """Exact decimal text without exponent notation (a ratio of 0 is "0", not "0E+6")."""
+    return format(value, "f")
+
+
 def money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else num(value)
 
 
 def dec(value: Any) -> Decimal:

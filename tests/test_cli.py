@@ -55,8 +55,14 @@ def test_demo_trades_and_prints_orders_and_positions(tmp_path: Path) -> None:
     assert "max_position_weight" in out and "stale_mark" in out
     assert "Orders" in out and "Positions" in out
     assert "3 rejected, kill switch ACTIVE" in out
+    assert "portfolio (read model): NAV 100000.80496800 USDT" in out
+    assert "read-model digest" in out
     status = ais("status", home=tmp_path)
     assert "kill switch ACTIVE" in status.stdout and "open orders: 0" in status.stdout
+    digest = out.split("read-model digest", 1)[1].split()[0]
+    replayed = ais("replay", "--verify", home=tmp_path)
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout.strip().splitlines()[-1] == f"digest {digest}"
 
 
 def test_kill_switch_engage_and_reset_from_the_cli(tmp_path: Path) -> None:
