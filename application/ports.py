@@ -1,10 +1,106 @@
-"""Ports: what the application needs from the outside world, injected at the edges."""
+"""Ports: what the application needs from the outside world, injected at the edges.
+
+The trading loop sees market data and an exchange only through these protocols, so
+backtest, paper, shadow and live run the same code with different adapters.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
 from uuid import UUID
 
 Clock = Callable[[], datetime]
 IdFactory = Callable[[], UUID]
+
+
+@dataclass(frozen=True)
+class Candle:
+    """One instrument-bar. `opens_at` is the bar's open time (UTC); prices in quote."""
+
+    instrument: str
+    opens_at: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+class MarketData(Protocol):
+    """Candles per instrument, oldest first, up to and including `until` (no look-ahead)."""
+
+    def instruments(self) -> Sequence[str]: ...
+
+    def candles(self, instrument: str, until: datetime, limit: int) -> Sequence[Candle]: ...
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """What goes to a venue. The client order id is derived from the Order id."""
+
+    client_order_id: str
+    instrument: str
+    side: str  # "BUY" | "SELL"
+    order_type: str  # "MARKET" | "LIMIT"
+    quantity: Decimal
+    limit_price: Decimal | None
+
+
+@dataclass(frozen=True)
+class ExchangeOrder:
+    """An order as the venue reports it."""
+
+    client_order_id: str
+    exchange_order_id: str
+    status: str  # "open" | "closed" | "canceled" | "rejected"
+    filled: Decimal
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ExchangeFill:
+    trade_id: str
+    client_order_id: str | None
+    exchange_order_id: str
+    instrument: str
+    side: str
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    at: datetime
+
+
+@dataclass(frozen=True)
+class AccountSnapshot:
+    """Balances, positions and open orders as the venue returned them, and when."""
+
+    taken_at: datetime
+    balances: dict[str, Any]
+    positions: list[dict[str, Any]] = field(default_factory=list)
+    open_orders: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SubmissionUnknown(Exception):
+    """The venue may or may not have the order (timeout, reset): look it up first."""
+
+
+class ExchangeUnavailable(Exception):
+    """The venue cannot be used now (circuit open, repeated failures): fail closed."""
+
+
+class ExchangeGateway(Protocol):
+    venue: str
+
+    def submit(self, request: OrderRequest) -> ExchangeOrder: ...
+
+    def cancel(self, client_order_id: str, instrument: str) -> ExchangeOrder | None: ...
+
+    def lookup(self, client_order_id: str, instrument: str) -> ExchangeOrder | None: ...
+
+    def fills(self, since: datetime | None) -> list[ExchangeFill]: ...
+
+    def snapshot(self) -> AccountSnapshot: ...
