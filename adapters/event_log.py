@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -37,3 +38,17 @@ class StoredEventSource:
 
     def close(self) -> None:
         self.log.close()
+
+
+def log_digest(log: EventLog, batch: int = 5000) -> str:
+    """SHA-256 over every stored record in log order: equal logs, equal digests."""
+    h = hashlib.sha256()
+    position = 0
+    while True:
+        notes = log.recorder.select_notifications(start=position + 1, limit=batch)
+        if not notes:
+            return h.hexdigest()
+        for n in notes:
+            h.update(f"{n.topic}|{n.originator_id}|{n.originator_version}|".encode())
+            h.update(hashlib.sha256(n.state).digest())
+        position = notes[-1].id

@@ -271,9 +271,19 @@ class TradingApp(Application[UUID]):
         return True
 
     def observe_mark(self, instrument: str, price: Decimal) -> None:
-        self.catalog.get(instrument)
+        self.observe_marks({instrument: price})
+
+    def observe_marks(self, prices: dict[str, Decimal]) -> None:
+        """Record the prices seen now, in one save; a breach may halt and cancel."""
+        for instrument in prices:
+            self.catalog.get(instrument)
         now = self.clock()
-        desk = self._on_desk(lambda desk: desk.observe_mark(instrument, price, now))
+
+        def observe(desk: RiskDesk) -> None:
+            for instrument, price in sorted(prices.items()):
+                desk.observe_mark(instrument, price, now)
+
+        desk = self._on_desk(observe)
         if desk.kill_state == "HALTED":
             self._cancel_all_if_halted()
 
