@@ -90,8 +90,10 @@ def read_candles(path: Path, instrument: str) -> CandleSeries:
 
 
 def instrument_from_filename(path: Path) -> str:
-    """`ETHBTC_5m.csv` → `ETH-BTC`; `BTC-PERP_1m.csv` → `BTC-PERP`."""
-    stem = path.stem.split("_")[0]
+    """`ETHBTC_5m.csv` → `ETH-BTC`; `BTC-PERP_1m.csv` → `BTC-PERP`;
+    `binance_BTCUSDT_1m.csv` → `BTC-USDT` (a lower-case first part names the venue)."""
+    parts = path.stem.split("_")
+    stem = parts[1] if len(parts) > 2 and parts[0].islower() else parts[0]
     if "-" in stem:
         return stem
     for quote in ("USDT", "BTC", "USD", "ETH"):
