@@ -20,6 +20,7 @@ class AllocationPolicy:
     score_to_weight: Decimal = Decimal(40)  # weight per unit of score (a Kelly-like scale)
     allow_short: bool = False  # spot venues cannot short
     dust_fraction: Decimal = Decimal("0.002")  # skip trades below 0.2 % of NAV
+    max_order_notional: Decimal | None = None  # larger moves are made over several cycles
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,11 @@ def intents(
         delta = weight * nav / mark - held
         if delta < 0 and not policy.allow_short:
             delta = max(delta, -max(held, ZERO))  # spot: sell at most what is held
-        quantity = (abs(delta) / spec.lot_size).to_integral_value(ROUND_DOWN) * spec.lot_size
         price = (mark / spec.tick_size).to_integral_value() * spec.tick_size
+        size = abs(delta)
+        if policy.max_order_notional is not None:
+            size = min(size, policy.max_order_notional / price)
+        quantity = (size / spec.lot_size).to_integral_value(ROUND_DOWN) * spec.lot_size
         notional = quantity * price
         if quantity <= 0 or notional < spec.min_notional or notional < policy.dust_fraction * nav:
             continue

@@ -32,6 +32,7 @@ from application.ports import (
     SubmissionUnknown,
 )
 from application.trading import TradingApp
+from domain.base import event_clock
 from domain.commands import AcknowledgeOrder, CancelOrder, PlaceOrder, RejectOrder, SubmitOrder
 from domain.decision_log import DecisionLog, decision_log_id
 from domain.errors import DomainError
@@ -205,8 +206,8 @@ class TradingLoop:
     # --- decisions ------------------------------------------------------------------------
     def decide(self) -> None:
         now = self.app.clock()
-        if self.app.desk().kill_state != "ACTIVE":
-            return  # no new risk while reducing or halted; fills and marks go on
+        if self.app.desk().kill_state == "HALTED":
+            return  # trading stops until an operator resets; fills and marks go on
         with self.times.stage("orders"):
             self.close_out()  # a new plan replaces whatever still rests from the last one
         desk = self.app.desk()
@@ -227,7 +228,7 @@ class TradingLoop:
                 for i, c in history.items()
                 if len(c) >= self.regime.lookback
             }
-        with self.times.stage("arbitration"):
+        with self.times.stage("arbitration"), event_clock(self.app.clock):
             log = self._decision_log()
             weights = self._adapt_weights(log, history, now)
             liquidity = self._liquidity(history)
@@ -255,7 +256,7 @@ class TradingLoop:
                 )
                 for intent in plan
             ]
-        with self.times.stage("arbitration"):
+        with self.times.stage("arbitration"), event_clock(self.app.clock):
             log.record_cycle(
                 at=now,
                 signals=[s.to_dict() for s in signals],
