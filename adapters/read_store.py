@@ -235,6 +235,12 @@ class SqlReadStore:
                 raise
             conn.commit()
 
+    def abort(self, rows: Rows) -> None:
+        """Roll the batch back and give its connection up."""
+        assert isinstance(rows, BatchRows)
+        rows.connection.rollback()
+        rows.connection.close()
+
     def _upsert(self, conn: Connection, table: Table, values: list[Row]) -> None:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         stmt = dialect.insert(table)

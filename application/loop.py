@@ -22,21 +22,17 @@ from eventsourcing.application import AggregateNotFoundError
 from application.allocation import AllocationPolicy, intents, target_weights
 from application.arbitration import adapt, arbitrate, liquidity_score
 from application.errors import RiskRejected
+from application.order_router import OrderRouter
 from application.ports import (
     Candle,
-    ExchangeGateway,
-    ExchangeOrder,
-    ExchangeUnavailable,
     MarketData,
-    OrderRequest,
-    SubmissionUnknown,
 )
 from application.trading import TradingApp
 from domain.base import event_clock
-from domain.commands import AcknowledgeOrder, CancelOrder, PlaceOrder, RejectOrder, SubmitOrder
+from domain.commands import PlaceOrder
 from domain.decision_log import DecisionLog, decision_log_id
 from domain.errors import DomainError
-from domain.order import TERMINAL
+from domain.order import CANCELED, TERMINAL
 from domain.signals import Signal
 from domain.values import OrderType, Side
 
@@ -67,11 +63,6 @@ class RegimeFilter(Protocol):
     def scale(self, candles: Sequence[Candle]) -> RegimeView: ...
 
 
-def client_order_id(order_id: UUID) -> str:
-    """Derived from the Order id, so a resubmission can never create a second order."""
-    return f"ais{order_id.hex[:29]}"
-
-
 @dataclass(frozen=True)
 class LoopConfig:
     decision_every: int = 12  # bars between decisions: hourly on 5-minute bars
@@ -94,19 +85,12 @@ class StageTimes:
             self.seconds[name] += time.perf_counter() - start
 
 
-@dataclass
-class _Live:
-    order_id: UUID
-    instrument: str
-    placed_at: datetime
-
-
 class TradingLoop:
     def __init__(
         self,
         app: TradingApp,
         market: MarketData,
-        gateway: ExchangeGateway,
+        router: OrderRouter,
         agents: Sequence[SignalAgent],
         regime: RegimeFilter,
         session_id: UUID,
@@ -115,7 +99,7 @@ class TradingLoop:
     ) -> None:
         self.app = app
         self.market = market
-        self.gateway = gateway
+        self.router = router
         self.agents = list(agents)
         self.regime = regime
         self.session_id = session_id
@@ -124,9 +108,7 @@ class TradingLoop:
         self.times = StageTimes()
         self.steps = 0
         self._marked: dict[str, datetime] = {}
-        self._live: dict[str, _Live] = {}  # client order id -> what we sent
-        self._seen_trades: set[str] = set()
-        self._last_fill_at: datetime | None = None
+        self._sent: dict[UUID, datetime] = {}  # orders this loop sent, and when
         self._previous_signals: list[tuple[Signal, Decimal]] = []
         self._log_id = decision_log_id(session_id)
 
@@ -154,54 +136,27 @@ class TradingLoop:
             self.app.observe_marks(prices)
 
     def _apply_fills(self) -> None:
-        for fill in self.gateway.fills(self._last_fill_at):
-            self._last_fill_at = fill.at
-            if fill.trade_id in self._seen_trades:
-                continue
-            self._seen_trades.add(fill.trade_id)
-            live = self._live.get(fill.client_order_id or "")
-            if live is None:
-                self.app.engage_kill_switch(
-                    reason=f"fill {fill.trade_id} for an order we never sent", by="loop"
-                )
-                continue
-            self.app.record_fill(
-                live.order_id,
-                trade_id=fill.trade_id,
-                quantity=fill.quantity,
-                price=fill.price,
-                fee=fill.fee,
-                filled_at=fill.at,
-            )
+        self.router.poll_fills()
 
     def _cancel_stale(self) -> None:
         """Cancel at the venue what expired, or what the kill switch canceled locally."""
         now = self.app.clock()
-        for client_id, live in list(self._live.items()):
-            order = self.app.order(live.order_id)
-            expired = now - live.placed_at >= self.config.order_ttl
-            if order.status in TERMINAL and order.status != "CANCELED":
-                del self._live[client_id]
-                continue
-            if order.status == "CANCELED" or expired:
-                self._cancel_at_venue(client_id, live)
+        for order_id, sent_at in list(self._sent.items()):
+            status = self.app.order(order_id).status
+            if status in TERMINAL and status != CANCELED:
+                del self._sent[order_id]
+            elif status == CANCELED or now - sent_at >= self.config.order_ttl:
+                self._cancel(order_id, "expired unfilled")
 
-    def _cancel_at_venue(self, client_id: str, live: _Live) -> None:
-        try:
-            self.gateway.cancel(client_id, live.instrument)
-        except ExchangeUnavailable:
-            return  # try again next step; the order stays tracked
-        self._apply_fills()  # a fill that raced the cancel is a fact, applied first
-        order = self.app.order(live.order_id)
-        if order.status not in TERMINAL:
-            self.app.execute(CancelOrder(order_id=live.order_id, reason="expired unfilled"))
-        del self._live[client_id]
+    def _cancel(self, order_id: UUID, reason: str) -> None:
+        if self.router.cancel(order_id, reason) in TERMINAL:
+            del self._sent[order_id]  # otherwise the venue was unreachable: try next step
 
     def close_out(self) -> None:
         """Cancel what still rests at the venue, e.g. at the end of a backtest."""
         self._apply_fills()
-        for client_id, live in list(self._live.items()):
-            self._cancel_at_venue(client_id, live)
+        for order_id in list(self._sent):
+            self._cancel(order_id, "plan replaced")
 
     # --- decisions ------------------------------------------------------------------------
     def decide(self) -> None:
@@ -340,35 +295,8 @@ class TradingLoop:
             return {**outcome, "outcome": "rejected", "guard": refused.rejection.guard}
         except DomainError as refused:
             return {**outcome, "outcome": "invalid", "reason": str(refused)}
-        outcome["outcome"] = self._send(order_id, instrument, side, quantity, price)
+        self._sent[order_id] = self.app.clock()
+        outcome["outcome"] = self.router.submit(order_id)
+        if outcome["outcome"] in TERMINAL:
+            del self._sent[order_id]
         return outcome
-
-    def _send(
-        self, order_id: UUID, instrument: str, side: str, quantity: Decimal, price: Decimal
-    ) -> str:
-        client_id = client_order_id(order_id)
-        submit = SubmitOrder(order_id=order_id, client_order_id=client_id)
-        try:
-            [token] = self.app.execute(submit)
-        except RiskRejected as refused:
-            self.app.execute(RejectOrder(order_id=order_id, reason=str(refused)))
-            return f"held back: {refused.rejection.guard}"
-        # Second check in order management, before anything leaves the building.
-        self.app.verifier.verify(token, submit, token.target_version)
-        request = OrderRequest(client_id, instrument, side, "LIMIT", quantity, price)
-        self._live[client_id] = _Live(order_id, instrument, self.app.clock())
-        try:
-            answer: ExchangeOrder | None = self.gateway.submit(request)
-        except SubmissionUnknown:
-            answer = self.gateway.lookup(client_id, instrument)
-        except ExchangeUnavailable as down:
-            answer = ExchangeOrder(client_id, "", "rejected", ZERO, f"venue unavailable: {down}")
-        if answer is None or answer.status == "rejected":
-            reason = answer.reason if answer and answer.reason else "not at the venue"
-            self.app.execute(RejectOrder(order_id=order_id, reason=reason))
-            del self._live[client_id]
-            return "rejected by venue"
-        self.app.execute(
-            AcknowledgeOrder(order_id=order_id, exchange_order_id=answer.exchange_order_id)
-        )
-        return "sent"

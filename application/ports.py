@@ -104,3 +104,78 @@ class ExchangeGateway(Protocol):
     def fills(self, since: datetime | None) -> list[ExchangeFill]: ...
 
     def snapshot(self) -> AccountSnapshot: ...
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something an operator must hear about: a circuit opened, a reconciliation broke."""
+
+    name: str  # e.g. "ExchangeCircuitOpen", "ReconciliationBreak", "UnknownFill"
+    severity: str  # "critical" | "warning" | "info"
+    summary: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class AlertSink(Protocol):
+    def send(self, alert: Alert) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReconciliationItem:
+    """One compared item: a balance, a position or an open order, with its verdict."""
+
+    kind: str  # "balance" | "position" | "order"
+    item: str  # asset, instrument or client order id
+    expected: str | None
+    observed: str | None
+    difference: str | None
+    status: str  # MATCHED | DRIFT | BREAK
+    note: str = ""
+    action: str = ""  # "lookup" | "cancel_at_venue" | "unknown_order" | "apply_fills" | ""
+
+
+@dataclass(frozen=True)
+class ReconciliationReport:
+    venue: str
+    snapshot: int  # the ExchangeAccount version that recorded the snapshot
+    taken_at: str
+    status: str  # the worst item status
+    items: tuple[ReconciliationItem, ...]
+
+
+class ReconciliationView(Protocol):
+    """The reconciliation read model, caught up with the log before it answers."""
+
+    def report(self, venue: str, snapshot: int) -> ReconciliationReport | None: ...
+
+
+class Metrics(Protocol):
+    """What the running loop reports (Prometheus in `adapters.metrics`; nothing by default).
+
+    Read-model figures (NAV, drawdown, orders, lag...) are computed at scrape time from
+    the read models; only what exists nowhere in the log is reported through here.
+    """
+
+    def observe_cycle(self, seconds: float) -> None: ...
+
+    def observe_agent(self, agent: str, seconds: float) -> None: ...
+
+    def count_fills(self, count: int = 1) -> None: ...
+
+    def set_circuit_open(self, venue: str, is_open: bool) -> None: ...
+
+
+class NoMetrics:
+    """The default Metrics: reports nothing (backtests, tests)."""
+
+    def observe_cycle(self, seconds: float) -> None:
+        return None
+
+    def observe_agent(self, agent: str, seconds: float) -> None:
+        return None
+
+    def count_fills(self, count: int = 1) -> None:
+        return None
+
+    def set_circuit_open(self, venue: str, is_open: bool) -> None:
+        return None

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from uuid import UUID
 
+from adapters.alerts import LoggingAlerts
 from adapters.clock import SeededIds, SimulatedClock
 from adapters.event_log import EventLog, log_digest
 from adapters.keys import load_keyring
@@ -21,6 +22,7 @@ from application.agents import default_agents, default_regime, required_bars
 from application.allocation import AllocationPolicy
 from application.backtest import BacktestPlan, run_backtest, ticks_between
 from application.loop import LoopConfig, StageTimes, TradingLoop
+from application.order_router import OrderRouter
 from application.trading import TradingApp
 from domain.canonical import sha256_hex
 
@@ -110,7 +112,8 @@ def run(
     loop_config = LoopConfig(lookback=required_bars(agents, regime))
 
     def make_loop(session_id: UUID) -> TradingLoop:
-        return TradingLoop(app, market, paper, agents, regime, session_id, policy, loop_config)
+        router = OrderRouter(app, paper, LoggingAlerts())
+        return TradingLoop(app, market, router, agents, regime, session_id, policy, loop_config)
 
     try:
         session_id, loop = run_backtest(app, clock, ticks, plan, make_loop, progress)

@@ -6,6 +6,7 @@ from projections.exposure import ExposureProjection
 from projections.orders import OrdersProjection
 from projections.portfolio import PortfolioProjection
 from projections.positions import PositionsProjection
+from projections.reconciliation import ReconciliationProjection
 from projections.risk_decisions import RiskDecisionsProjection
 from projections.sessions import SessionsProjection
 from projections.spec import Projection
@@ -19,6 +20,7 @@ def all_projections() -> list[Projection]:
         PositionsProjection(),
         RiskDecisionsProjection(),
         SessionsProjection(),
+        ReconciliationProjection(),
     ]
 
 

@@ -40,6 +40,8 @@ class ReadStore(Protocol):
         self, projection: Projection, rows: Rows, *, position: int, expected: int
     ) -> None: ...
 
+    def abort(self, rows: Rows) -> None: ...
+
 
 class Projector:
     def __init__(
@@ -86,8 +88,12 @@ class Projector:
 
     def _apply(self, projection: Projection, events: list[LoggedEvent], expected: int) -> None:
         rows = self.store.rows(projection)
-        for event in events:
-            projection.handle(event, rows)
+        try:
+            for event in events:
+                projection.handle(event, rows)
+        except BaseException:
+            self.store.abort(rows)  # release the batch's transaction (and SQLite's lock)
+            raise
         self.store.commit(projection, rows, position=events[-1].position, expected=expected)
 
     def follow(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:

@@ -46,23 +46,61 @@ def test_keys_init_writes_private_files_and_refuses_to_overwrite(tmp_path: Path)
     assert (keys / "hmac.key").read_bytes() == before
 
 
-def test_demo_trades_and_prints_orders_and_positions(tmp_path: Path) -> None:
-    result = ais("demo", home=tmp_path)
+def test_demo_trades_reports_and_its_read_models_replay_identically(tmp_path: Path) -> None:
+    """A short demo (three days of the bundled data): summary, report, replayable models."""
+    result = ais("demo", "--end", "2018-01-13T00:00:00", home=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert sum(line.startswith("  filled ") for line in out.splitlines()) == 3
-    assert "refused BUY 3 BTC-USDT: rejected by max_order_quantity" in out
-    assert "max_position_weight" in out and "stale_mark" in out
-    assert "Orders" in out and "Positions" in out
-    assert "3 rejected, kill switch ACTIVE" in out
-    assert "portfolio (read model): NAV 100000.80496800 USDT" in out
-    assert "read-model digest" in out
-    status = ais("status", home=tmp_path)
-    assert "kill switch ACTIVE" in status.stdout and "open orders: 0" in status.stdout
+    for expected in (
+        "Total return",
+        "Max drawdown",
+        "Sharpe",
+        "Sortino",
+        "Calmar",
+        "VaR 95 %",
+        "CVaR 95 %",
+        "Turnover",
+        "Fees",
+        "Orders",
+        "Fills",
+        "NAV ",
+    ):
+        assert expected in out
+    report = Path(out.split("report: ", 1)[1].split()[0]).parent
+    for name in ("index.html", "equity.png", "drawdown.png", "summary.json"):
+        assert (report / name).stat().st_size > 0
+    assert report.parent == tmp_path / "reports"
     digest = out.split("read-model digest", 1)[1].split()[0]
     replayed = ais("replay", "--verify", home=tmp_path)
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout.strip().splitlines()[-1] == f"digest {digest}"
+    again = ais("demo", "--end", "2018-01-12T00:00:00", home=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "previous store moved to" in again.stdout
+
+
+def test_backtest_writes_its_own_store_and_report(tmp_path: Path) -> None:
+    data = ROOT / "data"
+    result = ais(
+        "backtest",
+        "--data",
+        str(data / "ETHBTC_5m.csv"),
+        "--data",
+        str(data / "XMRBTC_5m.csv"),
+        "--end",
+        "2018-01-13",
+        "--report",
+        str(tmp_path / "r"),
+        "--seed",
+        "3",
+        home=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "r" / "summary.json").exists()
+    assert not (tmp_path / "ais.sqlite").exists()  # the main store is untouched
+    bad = ais("backtest", "--data", str(tmp_path / "nope.csv"), home=tmp_path)
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == f"error: {tmp_path / 'nope.csv'}: no such file or directory"
 
 
 def test_kill_switch_engage_and_reset_from_the_cli(tmp_path: Path) -> None:

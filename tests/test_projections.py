@@ -30,6 +30,8 @@ from domain.values import OrderType, Side
 from projections.digest import combined, digests
 from projections.registry import all_projections
 from projections.replay import rebuild, verify
+from projections.runner import Projector
+from projections.spec import LoggedEvent, Rows, TableSpec
 from tests.conftest import CONFIG, KEYS, PG_DSN, START, ReadModels, require_postgres, start_session
 
 
@@ -315,3 +317,27 @@ def play(
             pass  # refusals are part of a realistic history; they are in the log too
         projector.run_once()
         check_desk_agrees(app, models)
+
+
+class Broken:
+    """A projection whose handler fails: the batch must be rolled back and released."""
+
+    name = "broken"
+    version = 1
+    tables: tuple[TableSpec, ...] = (TableSpec("broken", ("id",), ("id",), ("id",)),)
+
+    def handle(self, event: LoggedEvent, rows: Rows) -> None:
+        rows.put("broken", {"id": event.position})
+        raise RuntimeError("handler bug")
+
+
+def test_a_failing_handler_leaves_no_rows_and_no_lock(
+    app: TradingApp, read_models: ReadModels
+) -> None:
+    start_session(app)
+    projector = Projector(read_models.source, read_models.store, [Broken()])
+    with pytest.raises(RuntimeError, match="handler bug"):
+        projector.run_once()
+    assert read_models.store.position("broken") == 0
+    app.observe_mark("BTC-USDT", Decimal(50001))  # the writer is not blocked by a lock
+    assert list(read_models.store.dump(Broken())) == []

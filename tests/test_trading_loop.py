@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from adapters.alerts import MemoryAlerts
 from adapters.clock import SeededIds, SimulatedClock
 from adapters.event_log import StoredEventSource
 from adapters.market_data_csv import CandleSeries, CsvMarketData, read_candles
@@ -23,6 +24,7 @@ from adapters.settings import PROJECT_ROOT, Settings, load_catalog, load_limits
 from application.allocation import AllocationPolicy
 from application.errors import RiskRejected
 from application.loop import LoopConfig, TradingLoop
+from application.order_router import OrderRouter
 from application.performance import summarize
 from application.ports import Candle
 from application.trading import TradingApp
@@ -158,7 +160,7 @@ def test_kill_switch_engages_in_a_real_crash(tmp_path: Path) -> None:
         loop = TradingLoop(
             app,
             market,
-            paper,
+            OrderRouter(app, paper, MemoryAlerts()),
             [AlwaysLong()],
             NoRegime(),
             session_id,

@@ -1,0 +1,1 @@
+"""Exchange adapters: the ccxt gateway and its resilience parts."""
