@@ -34,73 +34,113 @@ class Holding:
     mark: Decimal | None
 
 
+class _Parsed:
+    """The book of one batch, parsed once: the rows stay the truth, this is their reading."""
+
+    def __init__(self, rows: Rows, cash: Decimal, holdings: dict[str, Holding]) -> None:
+        self.rows = rows
+        self.cash = cash
+        self.holdings = holdings
+
+
 class BookFold:
-    """Applies one book event to the cash and holdings tables of one projection."""
+    """Applies one book event to the cash and holdings tables of one projection.
+
+    Every write to those tables goes through here, so a parsed copy kept for the current
+    batch (the `Rows` object) stays equal to the rows without re-reading them per event.
+    """
 
     def __init__(self, prefix: str) -> None:
         self.cash_table, self.holdings_table = (t.name for t in book_tables(prefix))
+        self._parsed: _Parsed | None = None
+
+    def _book(self, rows: Rows) -> _Parsed:
+        if self._parsed is None or self._parsed.rows is not rows:
+            row = rows.get(self.cash_table, (1,))
+            holdings = {
+                r["instrument"]: Holding(
+                    r["instrument"],
+                    dec(r["quantity"]),
+                    None if r["mark"] is None else dec(r["mark"]),
+                )
+                for r in rows.scan(self.holdings_table)
+            }
+            self._parsed = _Parsed(rows, dec(row["cash"]) if row else ZERO, holdings)
+        return self._parsed
 
     def apply(self, event: LoggedEvent, rows: Rows) -> bool:
         """Fold one event; True when it funded the book (a session start while flat)."""
+        book = self._book(rows)
         s = event.state
         if event.kind == FUNDED:
-            if any(h.quantity != 0 for h in self.holdings(rows)):
+            if any(h.quantity != 0 for h in book.holdings.values()):
                 return False
+            book.cash = dec(s["starting_capital"])
             rows.put(
                 self.cash_table,
-                {
-                    "id": 1,
-                    "cash": str(dec(s["starting_capital"])),
-                    "funded_at": s["timestamp"].isoformat(),
-                },
+                {"id": 1, "cash": str(book.cash), "funded_at": s["timestamp"].isoformat()},
             )
             return True
         if event.kind == FILLED:
             signed = (1 if s["side"] == "BUY" else -1) * dec(s["quantity"])
-            cash = self.cash(rows) - signed * dec(s["price"]) - dec(s["fee"])
+            book.cash = book.cash - signed * dec(s["price"]) - dec(s["fee"])
             current = rows.get(self.cash_table, (1,)) or {"id": 1, "funded_at": None}
-            rows.put(self.cash_table, {**current, "cash": str(cash)})
-            held = rows.get(self.holdings_table, (s["instrument"],))
-            quantity = (dec(held["quantity"]) if held else ZERO) + signed
-            rows.put(
-                self.holdings_table,
-                {
-                    "instrument": s["instrument"],
-                    "quantity": str(quantity),
-                    "mark": held["mark"] if held else None,
-                    "mark_at": held["mark_at"] if held else None,
-                },
+            rows.put(self.cash_table, {**current, "cash": str(book.cash)})
+            held = book.holdings.get(s["instrument"])
+            self._hold(
+                book,
+                rows,
+                s["instrument"],
+                (held.quantity if held else ZERO) + signed,
+                held.mark if held else None,
+                None,
             )
-            return False
-        if event.kind == MARKED:
-            held = rows.get(self.holdings_table, (s["instrument"],))
-            rows.put(
-                self.holdings_table,
-                {
-                    "instrument": s["instrument"],
-                    "quantity": held["quantity"] if held else "0",
-                    "mark": str(dec(s["price"])),
-                    "mark_at": s["at"].isoformat(),
-                },
+        elif event.kind == MARKED:
+            held = book.holdings.get(s["instrument"])
+            self._hold(
+                book,
+                rows,
+                s["instrument"],
+                held.quantity if held else ZERO,
+                dec(s["price"]),
+                s["at"].isoformat(),
             )
         return False
 
+    def _hold(
+        self,
+        book: _Parsed,
+        rows: Rows,
+        instrument: str,
+        quantity: Decimal,
+        mark: Decimal | None,
+        mark_at: str | None,
+    ) -> None:
+        row = rows.get(self.holdings_table, (instrument,))
+        if mark_at is None and row is not None:
+            mark_at = row["mark_at"]
+        rows.put(
+            self.holdings_table,
+            {
+                "instrument": instrument,
+                "quantity": str(quantity),
+                "mark": None if mark is None else str(mark),
+                "mark_at": mark_at,
+            },
+        )
+        book.holdings[instrument] = Holding(instrument, quantity, mark)
+
     def cash(self, rows: Rows) -> Decimal:
-        row = rows.get(self.cash_table, (1,))
-        return dec(row["cash"]) if row else ZERO
+        return self._book(rows).cash
 
     def holdings(self, rows: Rows) -> list[Holding]:
-        return [
-            Holding(
-                r["instrument"], dec(r["quantity"]), None if r["mark"] is None else dec(r["mark"])
-            )
-            for r in rows.scan(self.holdings_table)
-        ]
+        return [h for _, h in sorted(self._book(rows).holdings.items())]
 
     def nav(self, rows: Rows) -> Decimal | None:
         """Cash plus the sum of quantity times mark; unknown while a held instrument has no mark."""
-        total = self.cash(rows)
-        for h in self.holdings(rows):
+        book = self._book(rows)
+        total = book.cash
+        for h in book.holdings.values():
             if h.quantity == 0:
                 continue
             if h.mark is None:

@@ -20,16 +20,24 @@ TOTALS = TableSpec(
 
 class ExposureProjection:
     name = "exposure"
-    version = 2
+    version = 3
     tables: tuple[TableSpec, ...] = (BY_INSTRUMENT, TOTALS, *book_tables("exposure"))
 
     def __init__(self) -> None:
         self.book = BookFold("exposure")
+        self._changed: tuple[Rows, int] | None = None  # (batch, last book event in it)
 
     def handle(self, event: LoggedEvent, rows: Rows) -> None:
-        if event.kind not in BOOK_EVENTS:
+        if event.kind in BOOK_EVENTS:
+            self.book.apply(event, rows)
+            self._changed = (rows, event.position)
+
+    def finish(self, rows: Rows, position: int) -> None:
+        """Exposure is a function of the book: write it once, as of the batch's end."""
+        if self._changed is None or self._changed[0] is not rows:
             return
-        self.book.apply(event, rows)
+        as_of = self._changed[1]
+        self._changed = None
         nav = self.book.nav(rows)
         long = short = ZERO
         for h in self.book.holdings(rows):
@@ -39,7 +47,6 @@ class ExposureProjection:
             elif notional is not None:
                 short -= notional
             weight = notional / nav if notional is not None and nav else None
-            previous = rows.get("exposure", (h.instrument,))
             row = {
                 "instrument": h.instrument,
                 "quantity": str(h.quantity),
@@ -47,7 +54,7 @@ class ExposureProjection:
                 "notional": money(notional),
                 "weight": money(weight),
             }
-            if previous != row:
+            if rows.get("exposure", (h.instrument,)) != row:
                 rows.put("exposure", row)
         gross = long + short
         leverage: Decimal | None = gross / nav if nav else None
@@ -61,6 +68,6 @@ class ExposureProjection:
                 "gross": str(gross),
                 "net": str(long - short),
                 "leverage": money(leverage),
-                "position": event.position,
+                "position": as_of,
             },
         )

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from projections.spec import LoggedEvent, Projection, Rows
+from projections.spec import FinishesBatches, LoggedEvent, Projection, Rows
 
 Progress = Callable[[int, int], None]  # (position reached, head)
 
@@ -91,6 +91,8 @@ class Projector:
         try:
             for event in events:
                 projection.handle(event, rows)
+            if isinstance(projection, FinishesBatches):
+                projection.finish(rows, events[-1].position)
         except BaseException:
             self.store.abort(rows)  # release the batch's transaction (and SQLite's lock)
             raise

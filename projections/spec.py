@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 Row = dict[str, Any]
 
@@ -53,6 +53,16 @@ class Projection(Protocol):
     tables: tuple[TableSpec, ...]
 
     def handle(self, event: LoggedEvent, rows: Rows) -> None: ...
+
+
+@runtime_checkable
+class FinishesBatches(Protocol):
+    """A projection whose rows depend only on its state at the end of a batch.
+
+    It writes them once per batch instead of once per event; the result is the same.
+    """
+
+    def finish(self, rows: Rows, position: int) -> None: ...
 
 
 def num(value: Decimal) -> str:
