@@ -262,7 +262,10 @@ class SqlReadStore:
                     else table.c[c]
                     for c in spec.key
                 ]
-                for row in conn.execute(select(table).order_by(*order)).mappings():
+                rows = conn.execution_options(yield_per=5000).execute(
+                    select(table).order_by(*order)
+                )
+                for row in rows.mappings():
                     yield spec.name, dict(row)
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import zip_longest
@@ -17,9 +18,14 @@ class Dumpable(Protocol):
 
 
 def digest_rows(rows: Iterable[tuple[str, Row]]) -> str:
+    """Rows hold only str, int and None, so plain sorted-key JSON is already canonical."""
     h = hashlib.sha256()
     for table, row in rows:
-        h.update(canonical_bytes([table, row]))
+        h.update(
+            json.dumps(
+                [table, row], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            ).encode("utf-8")
+        )
         h.update(b"\n")
     return h.hexdigest()
 

@@ -6,7 +6,7 @@ so a rebuild on SQLite and on PostgreSQL dumps the same bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
@@ -30,11 +30,10 @@ class LoggedEvent:
     originator_id: str
     originator_version: int
     state: dict[str, Any]
+    kind: str = field(init=False)  # 'Aggregate.Event', e.g. 'Order.Placed'
 
-    @property
-    def kind(self) -> str:
-        """'Aggregate.Event', e.g. 'Order.Placed'."""
-        return self.topic.split(":", 1)[1]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", self.topic.split(":", 1)[1])
 
 
 class Rows(Protocol):
