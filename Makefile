@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench lock clean
+.PHONY: demo test lint bench lock clean compose-check
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# Validate deploy/ and docker-compose.yml with the real tools (Debian: prometheus,
+# docker-compose; amtool from prometheus-alertmanager is optional).
+compose-check:
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool test rules deploy/prometheus/tests/ais_test.yml
+	docker-compose -f docker-compose.yml config -q
+	if command -v amtool >/dev/null; then amtool check-config deploy/alertmanager/alertmanager.yml; fi
 
 # Re-resolve the pins after changing dependencies in pyproject.toml.
 lock:

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     risk_hmac_keys_file: Path | None = None
     config_dir: Path = PROJECT_ROOT / "config"
     account_id: str = "default"
+    api_tokens_file: Path | None = None
 
     @property
     def keys_file(self) -> Path:

@@ -26,6 +26,8 @@ from application.order_router import OrderRouter
 from application.ports import (
     Candle,
     MarketData,
+    Metrics,
+    NoMetrics,
 )
 from application.trading import TradingApp
 from domain.base import event_clock
@@ -96,6 +98,7 @@ class TradingLoop:
         session_id: UUID,
         policy: AllocationPolicy,
         config: LoopConfig = LoopConfig(),
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
         self.market = market
@@ -106,6 +109,7 @@ class TradingLoop:
         self.policy = policy
         self.config = config
         self.times = StageTimes()
+        self.metrics: Metrics = metrics or NoMetrics()
         self.steps = 0
         self._marked: dict[str, datetime] = {}
         self._sent: dict[UUID, datetime] = {}  # orders this loop sent, and when
@@ -114,15 +118,19 @@ class TradingLoop:
 
     # --- one step per bar ---------------------------------------------------------------
     def step(self) -> None:
-        with self.times.stage("marks"):
-            self._record_marks()
-        with self.times.stage("fills"):
-            self._apply_fills()
-        with self.times.stage("orders"):
-            self._cancel_stale()
-        if self.steps % self.config.decision_every == 0:
-            self.decide()
-        self.steps += 1
+        started = time.perf_counter()
+        try:
+            with self.times.stage("marks"):
+                self._record_marks()
+            with self.times.stage("fills"):
+                self._apply_fills()
+            with self.times.stage("orders"):
+                self._cancel_stale()
+            if self.steps % self.config.decision_every == 0:
+                self.decide()
+            self.steps += 1
+        finally:
+            self.metrics.observe_cycle(time.perf_counter() - started)
 
     def _record_marks(self) -> None:
         now = self.app.clock()
@@ -136,7 +144,7 @@ class TradingLoop:
             self.app.observe_marks(prices)
 
     def _apply_fills(self) -> None:
-        self.router.poll_fills()
+        self.metrics.count_fills(self.router.poll_fills().applied)
 
     def _cancel_stale(self) -> None:
         """Cancel at the venue what expired, or what the kill switch canceled locally."""
@@ -171,13 +179,19 @@ class TradingLoop:
                 i: self.market.candles(i, now, limit=self.config.lookback)
                 for i in self.market.instruments()
             }
-            signals = [
-                signal
-                for instrument, candles in history.items()
-                for agent in self.agents
-                if len(candles) >= agent.lookback
-                and (signal := agent.run(instrument, candles)) is not None
-            ]
+            signals: list[Signal] = []
+            spent: dict[str, float] = defaultdict(float)
+            for candles in history.values():
+                for agent in self.agents:
+                    if len(candles) < agent.lookback:
+                        continue
+                    began = time.perf_counter()
+                    signal = agent.run(candles[-1].instrument, candles)
+                    spent[agent.name] += time.perf_counter() - began
+                    if signal is not None:
+                        signals.append(signal)
+            for name, seconds in spent.items():
+                self.metrics.observe_agent(name, seconds)
             regimes = {
                 i: self.regime.scale(c)
                 for i, c in history.items()

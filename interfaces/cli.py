@@ -14,13 +14,6 @@ import typer
 from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.keys import init_keys
@@ -28,7 +21,13 @@ from adapters.settings import ConfigError, Settings
 from application.errors import ConcurrencyConflict
 from domain.approval import KeyRingError
 from domain.errors import DomainError
+from interfaces import cli_trading as trading_cli
+from interfaces.audit_cli import audit_app
 from interfaces.bootstrap import build_app
+from interfaces.cli_exchange import reconcile
+from interfaces.cli_http import serve, token_app
+from interfaces.cli_observability import observe_read_side
+from interfaces.console import progress_bar
 from interfaces.read_side import read_side
 from projections.replay import rebuild
 from projections.replay import verify as verify_read_models
@@ -36,6 +35,7 @@ from projections.replay import verify as verify_read_models
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="AIS trading system")
 keys_app = typer.Typer(no_args_is_help=True, help="HMAC and audit keys")
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,15 +66,6 @@ def _one_line_errors(func: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-@app.command()
-@_one_line_errors
-def demo() -> None:
-    """Run a scripted paper session on real candles and print orders and positions."""
-    from interfaces.demo import run_demo
-
-    run_demo(Settings(), console)
 
 
 @keys_app.command("init")
@@ -134,9 +125,19 @@ def status() -> None:
 def project(
     follow: Annotated[bool, typer.Option("--follow", help="keep following the log")] = False,
     batch_size: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="with --follow: serve /metrics on this port"),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(envvar="AIS_METRICS_HOST", help="interface for --metrics-port")
+    ] = "127.0.0.1",
 ) -> None:
     """Bring every read model up to the head of the log (and keep it there with --follow)."""
-    with read_side(Settings()) as side:
+    if metrics_port is not None and not follow:
+        raise ValueError("--metrics-port needs --follow")
+    settings = Settings()
+    with read_side(settings) as side:
         projector = side.projector(batch_size)
         for name in projector.rebuilt:
             console.print(f"{name}: schema changed, rebuilding from position 0")
@@ -146,10 +147,11 @@ def project(
             return
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            projector.follow(stop)
-        except KeyboardInterrupt:
-            stop.set()
+        with observe_read_side(side, settings, metrics_port, metrics_host):
+            try:
+                projector.follow(stop)
+            except KeyboardInterrupt:
+                stop.set()
 
 
 @app.command()
@@ -163,7 +165,7 @@ def replay(
     ] = False,
 ) -> None:
     """Rebuild read models from position 0 and print their digest (last line)."""
-    with read_side(Settings(), projection) as side, _progress() as bar:
+    with read_side(Settings(), projection) as side, progress_bar() as bar:
         task = bar.add_task("replaying", total=None)
 
         def progress(position: int, head: int) -> None:
@@ -185,15 +187,11 @@ def replay(
     print(f"digest {result.digest}")
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
+app.command("demo")(_one_line_errors(trading_cli.demo))
+app.command("backtest")(_one_line_errors(trading_cli.backtest))
+app.command("serve")(serve)
+app.add_typer(token_app, name="token")
+app.command("reconcile")(_one_line_errors(reconcile))
 
 
 def main() -> None:

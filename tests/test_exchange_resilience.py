@@ -123,3 +123,20 @@ def test_breaker_half_opens_one_probe_after_the_cooldown() -> None:
         (OPEN, HALF_OPEN),
         (HALF_OPEN, CLOSED),
     ]
+
+
+def test_ccxt_calls_cannot_change_the_process_decimal_rounding() -> None:
+    """ccxt's decimal_to_precision sets ROUND_HALF_UP on the thread's context; isolate it."""
+    import decimal
+
+    from ccxt.base.decimal_to_precision import ROUND, decimal_to_precision
+
+    from adapters.exchange.ccxt_gateway import _DecimalIsolated
+
+    class Venue:
+        def round(self) -> str:
+            return str(decimal_to_precision("2.5", ROUND, 0))
+
+    before = decimal.getcontext().rounding
+    assert _DecimalIsolated(Venue()).round() == "3"
+    assert decimal.getcontext().rounding == before == decimal.ROUND_HALF_EVEN

@@ -14,6 +14,7 @@ SubmissionUnknown and the caller looks the order up by its client order id.
 
 from __future__ import annotations
 
+import decimal
 import json
 import logging
 import random
@@ -95,6 +96,29 @@ _VENUE_OPTIONS: dict[str, dict[str, Any]] = {
         "warnOnFetchOpenOrdersWithoutSymbol": False,
     },
 }
+
+
+class _DecimalIsolated:
+    """Runs every ccxt method in a private decimal context.
+
+    ccxt's `decimal_to_precision` sets the thread's context rounding to ROUND_HALF_UP and
+    leaves it there, which would silently change every later Decimal division in the
+    process (NAV ratios, drawdown) — and make a rebuild differ from a live projection.
+    """
+
+    def __init__(self, exchange: Any) -> None:
+        self._exchange = exchange
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._exchange, name)
+        if not callable(value):
+            return value
+
+        def isolated(*args: Any, **kwargs: Any) -> Any:
+            with decimal.localcontext():
+                return value(*args, **kwargs)
+
+        return isolated
 
 
 @dataclass(frozen=True)
@@ -194,7 +218,7 @@ class CcxtGateway:
         self.alerts = alerts
         self._now = now
         self._sleep = sleep
-        self.exchange = self._build_exchange(config)
+        self.exchange = _DecimalIsolated(self._build_exchange(config))
         self.symbols = {
             i: config.symbols.get(i) or self._default_symbol(catalog, i) for i in catalog.symbols()
         }
