@@ -76,6 +76,7 @@ import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import ApplicationRecorder
+from figures import Figure, percentile
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 
@@ -129,47 +130,16 @@ class Sizes:
     rounds: int  # measured chunks per store, each bracketed by raw-save slices
 
 
-QUICK = Sizes(latency_iterations=3_000, latency_warmup=300, e2e_orders=100,
-              e2e_warmup_orders=10, rounds=2)
-FULL = Sizes(latency_iterations=30_000, latency_warmup=2_000, e2e_orders=2_000,
-             e2e_warmup_orders=50, rounds=5)
-
-
-@dataclasses.dataclass
-class Figure:
-    """One row of the JSON line. `ok` is True when there is no target to miss."""
-
-    name: str
-    value: float
-    unit: str
-    floor: float | None = None
-    ratio: float | None = None
-    target: float | None = None
-    ok: bool = True
-    note: str = ""
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "value": _round(self.value),
-            "unit": self.unit,
-            "floor": None if self.floor is None else _round(self.floor),
-            "ratio": None if self.ratio is None else round(self.ratio, 4),
-            "target": self.target,
-            "ok": self.ok,
-        }
-
-
-def _round(value: float) -> float:
-    return round(value, 3) if abs(value) < 1000 else round(value, 1)
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
-    return sorted_values[rank - 1]
+QUICK = Sizes(
+    latency_iterations=3_000, latency_warmup=300, e2e_orders=100, e2e_warmup_orders=10, rounds=2
+)
+FULL = Sizes(
+    latency_iterations=30_000,
+    latency_warmup=2_000,
+    e2e_orders=2_000,
+    e2e_warmup_orders=50,
+    rounds=5,
+)
 
 
 def bench_limits() -> RiskLimits:
@@ -201,8 +171,13 @@ class OrderFlow:
         quantity = Decimal("0.00020") + Decimal(self.count % 9) * Decimal("0.00001")
         price = self.mark - Decimal("5.00") - Decimal(self.count % 7) * Decimal("0.01")
         return PlaceOrder(
-            order_id=self.ids(), session_id=self.session_id, instrument=INSTRUMENT,
-            side=Side.BUY, order_type=OrderType.LIMIT, quantity=quantity, limit_price=price,
+            order_id=self.ids(),
+            session_id=self.session_id,
+            instrument=INSTRUMENT,
+            side=Side.BUY,
+            order_type=OrderType.LIMIT,
+            quantity=quantity,
+            limit_price=price,
         )
 
 
@@ -226,11 +201,16 @@ def bench_latency(sizes: Sizes) -> tuple[list[Figure], dict[str, Any]]:
     clock = SimulatedClock(START)
     ids = SeededIds(1)
     verifier = Verifier(KEYS, clock)
-    desk = RiskDesk(id=desk_id(ACCOUNT), account_id=ACCOUNT, limits=bench_limits().to_dict(),
-                    key_id=KEYS.active_key_id)
+    desk = RiskDesk(
+        id=desk_id(ACCOUNT),
+        account_id=ACCOUNT,
+        limits=bench_limits().to_dict(),
+        key_id=KEYS.active_key_id,
+    )
     session_id = ids()
-    start = StartSession(session_id=session_id, mode=Mode.PAPER, starting_capital=CAPITAL,
-                         config_digest="bench")
+    start = StartSession(
+        session_id=session_id, mode=Mode.PAPER, starting_capital=CAPITAL, config_digest="bench"
+    )
     token = desk.approve(start, target_version=None, approval_id=ids(), now=clock(), keys=KEYS)
     assert isinstance(token, ApprovalToken), token
     flow = OrderFlow(session_id, ids)
@@ -248,8 +228,9 @@ def bench_latency(sizes: Sizes) -> tuple[list[Figure], dict[str, Any]]:
         approval_id = ids()
         now = clock()
         t0 = time.perf_counter_ns()
-        decision = desk.approve(command, target_version=None, approval_id=approval_id,
-                                now=now, keys=KEYS)
+        decision = desk.approve(
+            command, target_version=None, approval_id=approval_id, now=now, keys=KEYS
+        )
         if not isinstance(decision, ApprovalToken):
             raise SystemExit(f"latency bench: the desk rejected the order: {decision}")
         verifier.verify(decision, command, None)
@@ -270,13 +251,31 @@ def bench_latency(sizes: Sizes) -> tuple[list[Figure], dict[str, Any]]:
     floor = _hmac_floor_us(last_token, min(5_000, sizes.latency_iterations))
     p50, p99 = percentile(samples, 50), percentile(samples, 99)
     figures = [
-        Figure("approve_verify_p50_us", p50, "us", floor, floor / p50,
-               note="desk.approve + verify, PlaceOrder, in memory"),
-        Figure("approve_verify_p99_us", p99, "us", floor, floor / p99, P99_TARGET_US,
-               ok=p99 <= P99_TARGET_US, note=f"target p99 <= {P99_TARGET_US:g} us"),
+        Figure(
+            "approve_verify_p50_us",
+            p50,
+            "us",
+            floor,
+            floor / p50,
+            note="desk.approve + verify, PlaceOrder, in memory",
+        ),
+        Figure(
+            "approve_verify_p99_us",
+            p99,
+            "us",
+            floor,
+            floor / p99,
+            P99_TARGET_US,
+            ok=p99 <= P99_TARGET_US,
+            note=f"target p99 <= {P99_TARGET_US:g} us",
+        ),
     ]
-    info = {"iterations": len(samples), "max_us": samples[-1],
-            "recent_orders": len(desk.recent_orders), "open_orders": len(desk.open_orders)}
+    info = {
+        "iterations": len(samples),
+        "max_us": samples[-1],
+        "recent_orders": len(desk.recent_orders),
+        "open_orders": len(desk.open_orders),
+    }
     return figures, info
 
 
@@ -299,8 +298,14 @@ class Workload:
         self.app = app
         self.clock = clock
         self.session_id = app.ids()
-        app.execute(StartSession(session_id=self.session_id, mode=Mode.PAPER,
-                                 starting_capital=CAPITAL, config_digest="bench"))
+        app.execute(
+            StartSession(
+                session_id=self.session_id,
+                mode=Mode.PAPER,
+                starting_capital=CAPITAL,
+                config_digest="bench",
+            )
+        )
         self.flow = OrderFlow(self.session_id, app.ids)
         app.observe_mark(INSTRUMENT, self.flow.mark)
         self.open_orders: deque[uuid.UUID] = deque()
@@ -326,17 +331,19 @@ class Workload:
             place = self.flow.place()
             order_id = place.order_id
             self._execute(place, stats)
-            self._execute(SubmitOrder(order_id=order_id, client_order_id=f"b-{order_id.hex[:20]}"),
-                          stats)
-            self._execute(AcknowledgeOrder(order_id=order_id, exchange_order_id=f"x{self.orders}"),
-                          stats)
+            self._execute(
+                SubmitOrder(order_id=order_id, client_order_id=f"b-{order_id.hex[:20]}"), stats
+            )
+            self._execute(
+                AcknowledgeOrder(order_id=order_id, exchange_order_id=f"x{self.orders}"), stats
+            )
             self.open_orders.append(order_id)
             if len(self.open_orders) > OPEN_ORDERS:
-                self._execute(CancelOrder(order_id=self.open_orders.popleft(), reason="bench"),
-                              stats)
+                self._execute(
+                    CancelOrder(order_id=self.open_orders.popleft(), reason="bench"), stats
+                )
         while drain and self.open_orders:
-            self._execute(CancelOrder(order_id=self.open_orders.popleft(), reason="bench"),
-                          stats)
+            self._execute(CancelOrder(order_id=self.open_orders.popleft(), reason="bench"), stats)
         stats.seconds = time.perf_counter() - t0
         return stats
 
@@ -429,8 +436,9 @@ def _profile(workload: Workload, orders: int, top: int = 25) -> str:
     return out.getvalue()
 
 
-def bench_store(store: str, env: dict[str, str], sizes: Sizes,
-                profile: bool) -> tuple[list[Figure], dict[str, Any]]:
+def bench_store(
+    store: str, env: dict[str, str], sizes: Sizes, profile: bool
+) -> tuple[list[Figure], dict[str, Any]]:
     """Interleave raw-save slices and approved-command chunks: raw, app, raw, ..., raw.
 
     Bracketing every app chunk with raw slices spreads warm-up, table growth and noise
@@ -471,27 +479,64 @@ def bench_store(store: str, env: dict[str, str], sizes: Sizes,
     per_command = (stats.events - mark_events) / stats.commands
     lat = sorted(stats.latencies_us)
     figures = [
-        Figure(f"approvals_{store}_cmds_per_s", cmd_rate, "cmd/s", raw_rate,
-               cmd_rate / raw_rate, note="approved commands/s ÷ raw saves/s"),
-        Figure(f"approvals_{store}_save_calls_per_s", save_rate, "save/s", raw_rate,
-               save_rate / raw_rate, note="save() calls/s incl. marks ÷ raw saves/s"),
-        Figure(f"approvals_{store}_events_per_s", event_rate, "event/s", raw_rate,
-               event_rate / raw_rate, note="events/s ÷ raw events/s"),
-        Figure(f"approvals_{store}_events_per_command", per_command, "event/cmd",
-               note="per approved command, marks excluded"),
-        Figure(f"approvals_{store}_execute_p50_us", percentile(lat, 50), "us",
-               note="one TradingApp.execute"),
-        Figure(f"approvals_{store}_execute_p99_us", percentile(lat, 99), "us",
-               note="one TradingApp.execute"),
-        Figure(f"raw_save_{store}_per_s", raw_rate, "save/s",
-               note=f"floor: {planned} one-event saves"),
+        Figure(
+            f"approvals_{store}_cmds_per_s",
+            cmd_rate,
+            "cmd/s",
+            raw_rate,
+            cmd_rate / raw_rate,
+            note="approved commands/s ÷ raw saves/s",
+        ),
+        Figure(
+            f"approvals_{store}_save_calls_per_s",
+            save_rate,
+            "save/s",
+            raw_rate,
+            save_rate / raw_rate,
+            note="save() calls/s incl. marks ÷ raw saves/s",
+        ),
+        Figure(
+            f"approvals_{store}_events_per_s",
+            event_rate,
+            "event/s",
+            raw_rate,
+            event_rate / raw_rate,
+            note="events/s ÷ raw events/s",
+        ),
+        Figure(
+            f"approvals_{store}_events_per_command",
+            per_command,
+            "event/cmd",
+            note="per approved command, marks excluded",
+        ),
+        Figure(
+            f"approvals_{store}_execute_p50_us",
+            percentile(lat, 50),
+            "us",
+            note="one TradingApp.execute",
+        ),
+        Figure(
+            f"approvals_{store}_execute_p99_us",
+            percentile(lat, 99),
+            "us",
+            note="one TradingApp.execute",
+        ),
+        Figure(
+            f"raw_save_{store}_per_s", raw_rate, "save/s", note=f"floor: {planned} one-event saves"
+        ),
     ]
     info: dict[str, Any] = {
-        "commands": stats.commands, "by_type": dict(stats.by_type),
-        "mark_saves": stats.mark_saves, "events": stats.events,
-        "topics": dict(stats.event_topics), "seconds": stats.seconds,
-        "raw_saves": planned, "raw_seconds": raw_seconds, "rounds": rounds,
-        "warmup_commands": warm.commands, "profile": profile_text,
+        "commands": stats.commands,
+        "by_type": dict(stats.by_type),
+        "mark_saves": stats.mark_saves,
+        "events": stats.events,
+        "topics": dict(stats.event_topics),
+        "seconds": stats.seconds,
+        "raw_saves": planned,
+        "raw_seconds": raw_seconds,
+        "rounds": rounds,
+        "warmup_commands": warm.commands,
+        "profile": profile_text,
     }
     return figures, info
 
@@ -536,23 +581,40 @@ def _fmt(value: float | None, unit: str = "") -> str:
 def render(console: Console, figures: list[Figure], title: str) -> None:
     table = Table(title=title, title_justify="left")
     columns: list[tuple[str, JustifyMethod]] = [
-        ("figure", "left"), ("value", "right"), ("unit", "left"), ("floor", "right"),
-        ("ratio", "right"), ("target", "right"), ("ok", "center"), ("what", "left"),
+        ("figure", "left"),
+        ("value", "right"),
+        ("unit", "left"),
+        ("floor", "right"),
+        ("ratio", "right"),
+        ("target", "right"),
+        ("ok", "center"),
+        ("what", "left"),
     ]
     for column, justify in columns:
         table.add_column(column, justify=justify)
     for f in figures:
         ok = "[green]yes[/]" if f.ok else "[red]no[/]"
-        table.add_row(f.name, _fmt(f.value, f.unit), f.unit, _fmt(f.floor, f.unit),
-                      "-" if f.ratio is None else f"{f.ratio:.3f}", _fmt(f.target), ok, f.note)
+        table.add_row(
+            f.name,
+            _fmt(f.value, f.unit),
+            f.unit,
+            _fmt(f.floor, f.unit),
+            "-" if f.ratio is None else f"{f.ratio:.3f}",
+            _fmt(f.target),
+            ok,
+            f.note,
+        )
     console.print(table)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small counts (smoke test)")
-    parser.add_argument("--profile", action="store_true",
-                        help="after measuring, cProfile an extra pass per store; print the top")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after measuring, cProfile an extra pass per store; print the top",
+    )
     parser.add_argument("--out", type=Path, help="also write the JSON list to this file")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -588,8 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     if unreachable is not None:
         console.print(f"[yellow]skipped PostgreSQL figures: {unreachable}[/]")
     mode = "quick" if args.quick else "full"
-    render(console, figures,
-           f"AIS approvals ({mode}, {time.perf_counter() - started:.1f} s)")
+    render(console, figures, f"AIS approvals ({mode}, {time.perf_counter() - started:.1f} s)")
     payload = [f.as_json() for f in figures]
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

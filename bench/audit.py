@@ -59,6 +59,7 @@ from typing import Any
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.persistence import StoredEvent
+from figures import Figure
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 
@@ -117,33 +118,6 @@ QUICK = Sizes(events=20_000, lifecycles=60, one_process=False, growth=False)
 FULL = Sizes(events=1_000_000, lifecycles=240, one_process=True, growth=True)
 
 
-@dataclasses.dataclass
-class Figure:
-    name: str
-    value: float
-    unit: str
-    floor: float | None = None
-    ratio: float | None = None
-    target: float | None = None
-    ok: bool = True
-    note: str = ""
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "value": _round(self.value),
-            "unit": self.unit,
-            "floor": None if self.floor is None else _round(self.floor),
-            "ratio": None if self.ratio is None else round(self.ratio, 4),
-            "target": self.target,
-            "ok": self.ok,
-        }
-
-
-def _round(value: float) -> float:
-    return round(value, 3) if abs(value) < 1000 else round(value, 1)
-
-
 # --- 1. the template history -----------------------------------------------------------------
 class Trader:
     """A deterministic paper session; every change is a real `TradingApp` command."""
@@ -171,9 +145,14 @@ class Trader:
         try:
             self.app.execute(
                 PlaceOrder(
-                    order_id=order_id, session_id=self.session, instrument=instrument,
-                    side=side, order_type=OrderType.LIMIT, quantity=quantity,
-                    limit_price=price, reduce_only=side is Side.SELL,
+                    order_id=order_id,
+                    session_id=self.session,
+                    instrument=instrument,
+                    side=side,
+                    order_type=OrderType.LIMIT,
+                    quantity=quantity,
+                    limit_price=price,
+                    reduce_only=side is Side.SELL,
                 )
             )
         except RiskRejected:
@@ -191,8 +170,14 @@ class Trader:
         self.trades += 1
         self.clock.advance(0.5)
         fee = (quantity * order.limit_price / 1000).quantize(Decimal("0.00000001"))
-        self.app.record_fill(order_id, trade_id=f"t{self.trades}", quantity=quantity,
-                             price=order.limit_price, fee=fee, filled_at=self.clock())
+        self.app.record_fill(
+            order_id,
+            trade_id=f"t{self.trades}",
+            quantity=quantity,
+            price=order.limit_price,
+            fee=fee,
+            filled_at=self.clock(),
+        )
         self.held[order.instrument] += quantity if order.side == "BUY" else -quantity
 
     def trade(self, instrument: str, side: Side, quantity: Decimal, parts: int = 1) -> None:
@@ -200,8 +185,9 @@ class Trader:
         if order_id is None:
             return
         self.open(order_id)
-        share = (quantity / parts).quantize(Decimal("0.0001") if "ETH" in instrument
-                                            else Decimal("0.00001"))
+        share = (quantity / parts).quantize(
+            Decimal("0.0001") if "ETH" in instrument else Decimal("0.00001")
+        )
         for _ in range(parts - 1):
             self.fill(order_id, share)
         self.fill(order_id, quantity - share * (parts - 1))
@@ -234,8 +220,14 @@ class Trader:
             self.trade("ETH-USDT", Side.SELL, self.held["ETH-USDT"])
 
     def run(self, lifecycles: int) -> None:
-        self.app.execute(StartSession(session_id=self.session, mode=Mode.PAPER,
-                                      starting_capital=Decimal("100000"), config_digest="bench"))
+        self.app.execute(
+            StartSession(
+                session_id=self.session,
+                mode=Mode.PAPER,
+                starting_capital=Decimal("100000"),
+                config_digest="bench",
+            )
+        )
         for i in range(lifecycles):
             self.tick(i)
             self.lifecycle(i)
@@ -247,17 +239,26 @@ class Trader:
 def record_template(lifecycles: int) -> list[StoredEvent]:
     with tempfile.TemporaryDirectory(prefix="ais-bench-audit-") as tmp:
         clock = SimulatedClock(START)
-        limits = dataclasses.replace(load_limits(CONFIG / "risk.toml"),
-                                     order_rate_limit=1_000_000, duplicate_window_seconds=1)
-        app = TradingApp(account_id=ACCOUNT, limits=limits,
-                         catalog=load_catalog(CONFIG / "instruments.toml"), keys=KEYS,
-                         clock=clock, ids=SeededIds(20240102),
-                         env=eventsourcing_env(None, Path(tmp)))
+        limits = dataclasses.replace(
+            load_limits(CONFIG / "risk.toml"),
+            order_rate_limit=1_000_000,
+            duplicate_window_seconds=1,
+        )
+        app = TradingApp(
+            account_id=ACCOUNT,
+            limits=limits,
+            catalog=load_catalog(CONFIG / "instruments.toml"),
+            keys=KEYS,
+            clock=clock,
+            ids=SeededIds(20240102),
+            env=eventsourcing_env(None, Path(tmp)),
+        )
         try:
             Trader(app, clock).run(lifecycles)
             found = app.recorder.select_notifications(start=None, limit=10_000_000)
-            return [StoredEvent(n.originator_id, n.originator_version, n.topic, n.state)
-                    for n in found]
+            return [
+                StoredEvent(n.originator_id, n.originator_version, n.topic, n.state) for n in found
+            ]
         finally:
             app.close()
 
@@ -370,7 +371,7 @@ def write_log(env: dict[str, str], template: list[StoredEvent], events: int) -> 
         batch: list[StoredEvent] = []
         written, k = 0, 0
         while written < events:
-            for event in copier.copy(k, events - written):
+            for event in copier.copy(k, events - written - len(batch)):
                 batch.append(event)
                 if len(batch) >= WRITE_BATCH:
                     log.recorder.insert_events(batch)
@@ -398,8 +399,9 @@ def _signing_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(SIGNING_KEY_SEED)
 
 
-def job(kind: str, env: dict[str, str], url: str | None, home: str, out: str,
-        options: dict[str, Any]) -> dict[str, Any]:
+def job(
+    kind: str, env: dict[str, str], url: str | None, home: str, out: str, options: dict[str, Any]
+) -> dict[str, Any]:
     """One measurement (runs in a spawned process): events, seconds, peak RSS."""
     started = time.perf_counter()
     count = 0
@@ -426,8 +428,9 @@ def job(kind: str, env: dict[str, str], url: str | None, home: str, out: str,
                 count = Sealer(raw, store, _signing_key(), lambda: START).run_once()
             else:
                 started = time.perf_counter()
-                manifest = export_log(raw, store, Path(out), key=_signing_key(),
-                                      clock=lambda: START, **options)
+                manifest = export_log(
+                    raw, store, Path(out), key=_signing_key(), clock=lambda: START, **options
+                )
                 count = manifest["count"]
         finally:
             raw.close()
@@ -439,8 +442,15 @@ def job(kind: str, env: dict[str, str], url: str | None, home: str, out: str,
     return {"events": count, "seconds": seconds, "rss_mb": _peak_mb()}
 
 
-def _child(conn: Any, kind: str, env: dict[str, str], url: str | None, home: str, out: str,
-           options: dict[str, Any]) -> None:
+def _child(
+    conn: Any,
+    kind: str,
+    env: dict[str, str],
+    url: str | None,
+    home: str,
+    out: str,
+    options: dict[str, Any],
+) -> None:
     try:
         conn.send(job(kind, env, url, home, out, options))
     except BaseException as exc:
@@ -450,8 +460,9 @@ def _child(conn: Any, kind: str, env: dict[str, str], url: str | None, home: str
         conn.close()
 
 
-def measure(kind: str, env: dict[str, str], url: str | None, home: Path, out: Path,
-            **options: Any) -> dict[str, Any]:
+def measure(
+    kind: str, env: dict[str, str], url: str | None, home: Path, out: Path, **options: Any
+) -> dict[str, Any]:
     """Run one measurement in a fresh (spawned, non-daemonic: it may start workers) process."""
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
@@ -508,8 +519,14 @@ def postgres_store(base: Path) -> Iterator[Store]:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def bench_store(store: Store, template: list[StoredEvent], sizes: Sizes, base: Path,
-                console: Console, verify_too: bool) -> list[Figure]:
+def bench_store(
+    store: Store,
+    template: list[StoredEvent],
+    sizes: Sizes,
+    base: Path,
+    console: Console,
+    verify_too: bool,
+) -> list[Figure]:
     built = write_log(store.env, template, sizes.events)
     console.print(f"{store.name}: wrote {sizes.events:,} events in {built:.1f} s", highlight=False)
     args = (store.env, store.url, store.home)
@@ -522,27 +539,59 @@ def bench_store(store: Store, template: list[StoredEvent], sizes: Sizes, base: P
     value = rate(export)
     s = store.name
     figures = [
-        Figure(f"audit_export_{s}_events_per_s", value, "event/s", floor, value / floor,
-               EXPORT_TARGET, value >= EXPORT_TARGET,
-               note=f"NDJSON, default workers; floor: select_notifications (read_{s})"),
+        Figure(
+            f"audit_export_{s}_events_per_s",
+            value,
+            "event/s",
+            floor,
+            value / floor,
+            EXPORT_TARGET,
+            value >= EXPORT_TARGET,
+            note=f"NDJSON, default workers; floor: select_notifications (read_{s})",
+        ),
         Figure(f"read_{s}_events_per_s", floor, "event/s", note="floor: rows read, no work"),
-        Figure(f"audit_seal_{s}_events_per_s", rate(seal), "event/s", floor,
-               rate(seal) / floor, note="sealer: leaves + checkpoints every 1000"),
-        Figure(f"audit_export_{s}_peak_rss_mb", export["rss_mb"], "MB",
-               note="export process or its workers, whichever peaked"),
+        Figure(
+            f"audit_seal_{s}_events_per_s",
+            rate(seal),
+            "event/s",
+            floor,
+            rate(seal) / floor,
+            note="sealer: leaves + checkpoints every 1000",
+        ),
+        Figure(
+            f"audit_export_{s}_peak_rss_mb",
+            export["rss_mb"],
+            "MB",
+            note="export process or its workers, whichever peaked",
+        ),
     ]
     if sizes.one_process:
         single = measure("export", *args, base / f"{s}-export-1p", workers=0)
-        figures.append(Figure(f"audit_export_{s}_one_process_events_per_s", rate(single),
-                              "event/s", floor, rate(single) / floor, note="workers=0"))
+        figures.append(
+            Figure(
+                f"audit_export_{s}_one_process_events_per_s",
+                rate(single),
+                "event/s",
+                floor,
+                rate(single) / floor,
+                note="workers=0",
+            )
+        )
         shutil.rmtree(base / f"{s}-export-1p", ignore_errors=True)
     if sizes.growth:
         part = measure("export", *args, base / f"{s}-export-10pct", last=sizes.events // 10)
         growth = export["rss_mb"] - part["rss_mb"]
-        figures.append(Figure(f"audit_export_{s}_rss_growth_mb", growth, "MB",
-                              target=RSS_GROWTH_TARGET_MB, ok=growth <= RSS_GROWTH_TARGET_MB,
-                              note=f"peak RSS(all) - peak RSS(first 10 %) = "
-                                   f"{export['rss_mb']:.0f} - {part['rss_mb']:.0f}"))
+        figures.append(
+            Figure(
+                f"audit_export_{s}_rss_growth_mb",
+                growth,
+                "MB",
+                target=RSS_GROWTH_TARGET_MB,
+                ok=growth <= RSS_GROWTH_TARGET_MB,
+                note=f"peak RSS(all) - peak RSS(first 10 %) = "
+                f"{export['rss_mb']:.0f} - {part['rss_mb']:.0f}",
+            )
+        )
         shutil.rmtree(base / f"{s}-export-10pct", ignore_errors=True)
     if verify_too:
         figures += bench_verify(out, sizes, base)
@@ -559,19 +608,41 @@ def bench_verify(out: Path, sizes: Sizes, base: Path) -> list[Figure]:
     hmac = measure("verify", *none, out, keys=KEYS)
     value = rate(verify)
     figures = [
-        Figure("audit_verify_events_per_s", value, "event/s", floor, value / floor,
-               VERIFY_TARGET, value >= VERIFY_TARGET,
-               note="NDJSON, default workers, no HMAC keys; floor: read_file"),
+        Figure(
+            "audit_verify_events_per_s",
+            value,
+            "event/s",
+            floor,
+            value / floor,
+            VERIFY_TARGET,
+            value >= VERIFY_TARGET,
+            note="NDJSON, default workers, no HMAC keys; floor: read_file",
+        ),
         Figure("read_file_events_per_s", floor, "event/s", note="floor: export lines read"),
-        Figure("audit_verify_hmac_events_per_s", rate(hmac), "event/s", value,
-               rate(hmac) / value, note="--hmac-keys: every approval re-verified; floor: verify"),
-        Figure("audit_verify_peak_rss_mb", verify["rss_mb"], "MB",
-               note="verify process or its workers"),
+        Figure(
+            "audit_verify_hmac_events_per_s",
+            rate(hmac),
+            "event/s",
+            value,
+            rate(hmac) / value,
+            note="--hmac-keys: every approval re-verified; floor: verify",
+        ),
+        Figure(
+            "audit_verify_peak_rss_mb", verify["rss_mb"], "MB", note="verify process or its workers"
+        ),
     ]
     if sizes.one_process:
         single = measure("verify", *none, out, workers=0)
-        figures.append(Figure("audit_verify_one_process_events_per_s", rate(single), "event/s",
-                              floor, rate(single) / floor, note="workers=0"))
+        figures.append(
+            Figure(
+                "audit_verify_one_process_events_per_s",
+                rate(single),
+                "event/s",
+                floor,
+                rate(single) / floor,
+                note="workers=0",
+            )
+        )
     return figures
 
 
@@ -587,23 +658,39 @@ def _fmt(value: float | None, unit: str = "") -> str:
 def render(console: Console, figures: list[Figure], title: str) -> None:
     table = Table(title=title, title_justify="left")
     columns: list[tuple[str, JustifyMethod]] = [
-        ("figure", "left"), ("value", "right"), ("unit", "left"), ("floor", "right"),
-        ("ratio", "right"), ("target", "right"), ("ok", "center"), ("what", "left"),
+        ("figure", "left"),
+        ("value", "right"),
+        ("unit", "left"),
+        ("floor", "right"),
+        ("ratio", "right"),
+        ("target", "right"),
+        ("ok", "center"),
+        ("what", "left"),
     ]
     for column, justify in columns:
         table.add_column(column, justify=justify)
     for f in figures:
-        table.add_row(f.name, _fmt(f.value, f.unit), f.unit, _fmt(f.floor, f.unit),
-                      "-" if f.ratio is None else f"{f.ratio:.3f}", _fmt(f.target),
-                      "[green]yes[/]" if f.ok else "[red]no[/]", f.note)
+        table.add_row(
+            f.name,
+            _fmt(f.value, f.unit),
+            f.unit,
+            _fmt(f.floor, f.unit),
+            "-" if f.ratio is None else f"{f.ratio:.3f}",
+            _fmt(f.target),
+            "[green]yes[/]" if f.ok else "[red]no[/]",
+            f.note,
+        )
     console.print(table)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="20k events (smoke test)")
-    parser.add_argument("--stores", default="sqlite,postgres",
-                        help="comma-separated: sqlite, postgres (default both)")
+    parser.add_argument(
+        "--stores",
+        default="sqlite,postgres",
+        help="comma-separated: sqlite, postgres (default both)",
+    )
     parser.add_argument("--out", type=Path, help="also write the JSON list to this file")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -611,8 +698,11 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=max(150, Console().width))
     started = time.perf_counter()
     template = record_template(sizes.lifecycles)
-    console.print(f"template: {len(template):,} events from the real TradingApp "
-                  f"({time.perf_counter() - started:.1f} s)", highlight=False)
+    console.print(
+        f"template: {len(template):,} events from the real TradingApp "
+        f"({time.perf_counter() - started:.1f} s)",
+        highlight=False,
+    )
     figures: list[Figure] = []
     skipped = None
     with tempfile.TemporaryDirectory(prefix="ais-bench-audit-") as tmp:
@@ -624,13 +714,18 @@ def main(argv: list[str] | None = None) -> int:
             skipped = postgres_reachable()
             if skipped is None:
                 with postgres_store(base) as store:
-                    figures += bench_store(store, template, sizes, base, console,
-                                           verify_too="sqlite" not in wanted)
+                    figures += bench_store(
+                        store, template, sizes, base, console, verify_too="sqlite" not in wanted
+                    )
     if skipped is not None:
         console.print(f"[yellow]skipped PostgreSQL figures: {skipped}[/]")
     mode = "quick" if args.quick else "full"
-    render(console, figures, f"AIS audit, {sizes.events:,} events ({mode}, "
-                             f"{time.perf_counter() - started:.1f} s, {os.cpu_count()} CPUs)")
+    render(
+        console,
+        figures,
+        f"AIS audit, {sizes.events:,} events ({mode}, "
+        f"{time.perf_counter() - started:.1f} s, {os.cpu_count()} CPUs)",
+    )
     payload = [f.as_json() for f in figures]
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

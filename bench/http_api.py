@@ -64,6 +64,7 @@ if str(ROOT) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from figures import Figure, percentile  # noqa: E402
 from rich.console import Console, JustifyMethod  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -84,41 +85,6 @@ class Sizes:
 
 QUICK = Sizes(orders=30, warmup_seconds=0.3, slice_seconds=0.4, slices=3)
 FULL = Sizes(orders=200, warmup_seconds=2.0, slice_seconds=1.5, slices=10)
-
-
-@dataclasses.dataclass
-class Figure:
-    name: str
-    value: float
-    unit: str
-    floor: float | None = None
-    ratio: float | None = None
-    target: float | None = None
-    ok: bool = True
-    note: str = ""
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "value": _round(self.value),
-            "unit": self.unit,
-            "floor": None if self.floor is None else _round(self.floor),
-            "ratio": None if self.ratio is None else round(self.ratio, 4),
-            "target": self.target,
-            "ok": self.ok,
-        }
-
-
-def _round(value: float) -> float:
-    return round(value, 3) if abs(value) < 1000 else round(value, 1)
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
-    return sorted_values[rank - 1]
 
 
 # --- the floor server ---------------------------------------------------------------------
@@ -152,8 +118,14 @@ def seed(home: Path, orders: int) -> int:
     app = build_app(settings, clock=clock, ids=SeededIds(11))
     try:
         session_id = app.ids()
-        app.execute(StartSession(session_id=session_id, mode=Mode.PAPER,
-                                 starting_capital=Decimal("1000000"), config_digest="bench"))
+        app.execute(
+            StartSession(
+                session_id=session_id,
+                mode=Mode.PAPER,
+                starting_capital=Decimal("1000000"),
+                config_digest="bench",
+            )
+        )
         for n in range(orders):
             clock.advance(2.5)  # inside the order-rate limit (30 per 60 s)
             if n % 10 == 0:
@@ -162,13 +134,26 @@ def seed(home: Path, orders: int) -> int:
             order_id = app.ids()
             price = Decimal("49900") + n
             quantity = Decimal("0.001") + Decimal(n % 50) * Decimal("0.00001")
-            app.execute(PlaceOrder(order_id=order_id, session_id=session_id,
-                                   instrument="BTC-USDT", side=Side.BUY,
-                                   order_type=OrderType.LIMIT, quantity=quantity,
-                                   limit_price=price))
+            app.execute(
+                PlaceOrder(
+                    order_id=order_id,
+                    session_id=session_id,
+                    instrument="BTC-USDT",
+                    side=Side.BUY,
+                    order_type=OrderType.LIMIT,
+                    quantity=quantity,
+                    limit_price=price,
+                )
+            )
             if n % 3 == 0:
-                app.record_fill(order_id, trade_id=f"t{n}", quantity=quantity, price=price,
-                                fee=Decimal("0.01"), filled_at=clock())
+                app.record_fill(
+                    order_id,
+                    trade_id=f"t{n}",
+                    quantity=quantity,
+                    price=price,
+                    fee=Decimal("0.01"),
+                    filled_at=clock(),
+                )
             elif n % 3 == 1:
                 app.execute(CancelOrder(order_id=order_id, reason="bench"))
         head = app.recorder.max_notification_id() or 0
@@ -187,12 +172,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def servers(*specs: tuple[list[str], str, dict[str, str]],
-            env: dict[str, str]) -> Iterator[list[int]]:
+def servers(
+    *specs: tuple[list[str], str, dict[str, str]], env: dict[str, str]
+) -> Iterator[list[int]]:
     """Start every (command, ready URL, headers) at once; stop them all at the end."""
     processes = [
-        subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE)
+        subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         for command, _, _ in specs
     ]
     try:
@@ -313,9 +300,7 @@ async def _slice(target: Target, seconds: float, record: bool) -> None:
                 errors += 1
 
     for connection in connections:  # connect outside the timed region
-        connection.reader, connection.writer = await asyncio.open_connection(
-            *connection.address
-        )
+        connection.reader, connection.writer = await asyncio.open_connection(*connection.address)
     server0 = process_cpu(target.server_pid)
     cpu0, t0 = time.process_time(), time.perf_counter()
     until = t0 + seconds
@@ -361,25 +346,54 @@ def figures_for(targets: dict[str, Target]) -> list[Figure]:
                 Figure("http_bare_rps", rps, "req/s", note="floor: async FastAPI endpoint"),
                 Figure("http_bare_p50_ms", p50, "ms"),
                 Figure("http_bare_p99_ms", p99, "ms"),
-                Figure("http_bare_server_cpu_us", cpu_us, "us/req",
-                       note="server process CPU per request"),
+                Figure(
+                    "http_bare_server_cpu_us",
+                    cpu_us,
+                    "us/req",
+                    note="server process CPU per request",
+                ),
             ]
             continue
         target_ratio = PORTFOLIO_RATIO_TARGET if key == "portfolio" else None
         target_p99 = PORTFOLIO_P99_TARGET_MS if key == "portfolio" else None
         path = "/" + target.url.split("/", 3)[-1]
         figures += [
-            Figure(f"http_{key}_rps", rps, "req/s", bare_rps, rps / bare_rps, target_ratio,
-                   ok=target_ratio is None or rps / bare_rps >= target_ratio,
-                   note=f"GET {path} req/s ÷ bare req/s"),
-            Figure(f"http_{key}_p50_ms", p50, "ms", bare_lat[0], bare_lat[0] / p50,
-                   note=f"GET {path}; ratio = bare p50 ÷ this"),
-            Figure(f"http_{key}_p99_ms", p99, "ms", bare_lat[1], bare_lat[1] / p99,
-                   target=target_p99, ok=target_p99 is None or p99 <= target_p99,
-                   note="" if target_p99 is None else f"target p99 <= {target_p99:g} ms"),
-            Figure(f"http_{key}_server_cpu_us", cpu_us, "us/req", bare_cpu_us,
-                   bare_cpu_us / cpu_us if cpu_us else None,
-                   note="server CPU per request; ratio = bare ÷ this"),
+            Figure(
+                f"http_{key}_rps",
+                rps,
+                "req/s",
+                bare_rps,
+                rps / bare_rps,
+                target_ratio,
+                ok=target_ratio is None or rps / bare_rps >= target_ratio,
+                note=f"GET {path} req/s ÷ bare req/s",
+            ),
+            Figure(
+                f"http_{key}_p50_ms",
+                p50,
+                "ms",
+                bare_lat[0],
+                bare_lat[0] / p50,
+                note=f"GET {path}; ratio = bare p50 ÷ this",
+            ),
+            Figure(
+                f"http_{key}_p99_ms",
+                p99,
+                "ms",
+                bare_lat[1],
+                bare_lat[1] / p99,
+                target=target_p99,
+                ok=target_p99 is None or p99 <= target_p99,
+                note="" if target_p99 is None else f"target p99 <= {target_p99:g} ms",
+            ),
+            Figure(
+                f"http_{key}_server_cpu_us",
+                cpu_us,
+                "us/req",
+                bare_cpu_us,
+                bare_cpu_us / cpu_us if cpu_us else None,
+                note="server CPU per request; ratio = bare ÷ this",
+            ),
         ]
     return figures
 
@@ -396,15 +410,29 @@ def _fmt(value: float | None, unit: str = "") -> str:
 def render(console: Console, figures: list[Figure], title: str) -> None:
     table = Table(title=title, title_justify="left")
     columns: list[tuple[str, JustifyMethod]] = [
-        ("figure", "left"), ("value", "right"), ("unit", "left"), ("floor", "right"),
-        ("ratio", "right"), ("target", "right"), ("ok", "center"), ("what", "left"),
+        ("figure", "left"),
+        ("value", "right"),
+        ("unit", "left"),
+        ("floor", "right"),
+        ("ratio", "right"),
+        ("target", "right"),
+        ("ok", "center"),
+        ("what", "left"),
     ]
     for column, justify in columns:
         table.add_column(column, justify=justify)
     for f in figures:
         ok = "[green]yes[/]" if f.ok else "[red]no[/]"
-        table.add_row(f.name, _fmt(f.value, f.unit), f.unit, _fmt(f.floor, f.unit),
-                      "-" if f.ratio is None else f"{f.ratio:.3f}", _fmt(f.target), ok, f.note)
+        table.add_row(
+            f.name,
+            _fmt(f.value, f.unit),
+            f.unit,
+            _fmt(f.floor, f.unit),
+            "-" if f.ratio is None else f"{f.ratio:.3f}",
+            _fmt(f.target),
+            ok,
+            f.note,
+        )
     console.print(table)
 
 
@@ -416,21 +444,34 @@ def run(sizes: Sizes, console: Console) -> tuple[list[Figure], dict[str, Any]]:
         head = seed(home, sizes.orders)
         token = create_token(home / "api-tokens.toml", "bench", "viewer", START)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIS_")}
-        env.update({"AIS_HOME": str(home), "AIS_RISK_HMAC_KEYS": HMAC_KEYS,
-                    "PYTHONPATH": str(ROOT)})
+        env.update(
+            {"AIS_HOME": str(home), "AIS_RISK_HMAC_KEYS": HMAC_KEYS, "PYTHONPATH": str(ROOT)}
+        )
         auth = {"Authorization": f"Bearer {token}"}
         ais_port, bare_port = free_port(), free_port()
-        ais = [sys.executable, "-m", "interfaces.cli", "serve", "--port", str(ais_port),
-               "--no-access-log", "--log-level", "warning"]
+        ais = [
+            sys.executable,
+            "-m",
+            "interfaces.cli",
+            "serve",
+            "--port",
+            str(ais_port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
         bare = [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(bare_port)]
         base = f"http://127.0.0.1:{ais_port}"
-        with servers((ais, f"{base}/v1/portfolio?min_position={head}", auth),
-                     (bare, f"http://127.0.0.1:{bare_port}/bare", {}), env=env) as pids:
+        with servers(
+            (ais, f"{base}/v1/portfolio?min_position={head}", auth),
+            (bare, f"http://127.0.0.1:{bare_port}/bare", {}),
+            env=env,
+        ) as pids:
             targets = {
-                "bare": Target("bare", f"http://127.0.0.1:{bare_port}/bare", {},
-                               server_pid=pids[1]),
-                "portfolio": Target("portfolio", f"{base}/v1/portfolio", auth,
-                                    server_pid=pids[0]),
+                "bare": Target(
+                    "bare", f"http://127.0.0.1:{bare_port}/bare", {}, server_pid=pids[1]
+                ),
+                "portfolio": Target("portfolio", f"{base}/v1/portfolio", auth, server_pid=pids[0]),
                 "orders": Target("orders", f"{base}/v1/orders", auth, server_pid=pids[0]),
             }
             sample = httpx.get(f"{base}/v1/orders", headers=auth).json()
@@ -438,9 +479,12 @@ def run(sizes: Sizes, console: Console) -> tuple[list[Figure], dict[str, Any]]:
     errors = {k: t.errors for k, t in targets.items() if t.errors}
     if errors:
         raise SystemExit(f"non-200 answers during the run: {errors}")
-    info = {"head": head, "orders_per_page": len(sample["items"]),
-            "requests": {k: t.requests for k, t in targets.items()},
-            "client_cpu": {k: t.client_cpu / t.seconds for k, t in targets.items()}}
+    info = {
+        "head": head,
+        "orders_per_page": len(sample["items"]),
+        "requests": {k: t.requests for k, t in targets.items()},
+        "client_cpu": {k: t.client_cpu / t.seconds for k, t in targets.items()},
+    }
     return figures_for(targets), info
 
 

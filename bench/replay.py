@@ -76,6 +76,7 @@ from typing import Any
 
 import psycopg
 from eventsourcing.persistence import ApplicationRecorder, StoredEvent
+from figures import Figure
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 from sqlalchemy import func, select
@@ -142,35 +143,6 @@ def size_label(events: int) -> str:
     return str(events)
 
 
-@dataclasses.dataclass
-class Figure:
-    """One row of the JSON line. `ok` is True when there is no target to miss."""
-
-    name: str
-    value: float
-    unit: str
-    floor: float | None = None
-    ratio: float | None = None
-    target: float | None = None
-    ok: bool = True
-    note: str = ""
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "value": _round(self.value),
-            "unit": self.unit,
-            "floor": None if self.floor is None else _round(self.floor),
-            "ratio": None if self.ratio is None else round(self.ratio, 4),
-            "target": self.target,
-            "ok": self.ok,
-        }
-
-
-def _round(value: float) -> float:
-    return round(value, 3) if abs(value) < 1000 else round(value, 1)
-
-
 # --- 1. the template history, through the real TradingApp -------------------------------------
 class TemplateTrader:
     """A deterministic paper session: every change is a real `TradingApp` command."""
@@ -208,9 +180,14 @@ class TemplateTrader:
         try:
             self.app.execute(
                 PlaceOrder(
-                    order_id=order_id, session_id=self.session_id, instrument=instrument,
-                    side=side, order_type=OrderType.LIMIT, quantity=quantity,
-                    limit_price=price, reduce_only=reduce_only,
+                    order_id=order_id,
+                    session_id=self.session_id,
+                    instrument=instrument,
+                    side=side,
+                    order_type=OrderType.LIMIT,
+                    quantity=quantity,
+                    limit_price=price,
+                    reduce_only=reduce_only,
                 )
             )
         except RiskRejected:
@@ -229,8 +206,12 @@ class TemplateTrader:
         fee = (quantity * order.limit_price * FEE_RATE).quantize(Decimal("0.00000001"))
         self.clock.advance(0.25)
         self.app.record_fill(
-            order_id, trade_id=f"t{self.trades}", quantity=quantity, price=order.limit_price,
-            fee=fee, filled_at=self.clock(),
+            order_id,
+            trade_id=f"t{self.trades}",
+            quantity=quantity,
+            price=order.limit_price,
+            fee=fee,
+            filled_at=self.clock(),
         )
         self.held[order.instrument] += quantity if order.side == "BUY" else -quantity
 
@@ -305,8 +286,14 @@ class TemplateTrader:
             self.buy_filled("ETH-USDT", eth, partial=False)
 
     def run(self, lifecycles: int) -> None:
-        self.app.execute(StartSession(session_id=self.session_id, mode=Mode.PAPER,
-                                      starting_capital=CAPITAL, config_digest="bench-replay"))
+        self.app.execute(
+            StartSession(
+                session_id=self.session_id,
+                mode=Mode.PAPER,
+                starting_capital=CAPITAL,
+                config_digest="bench-replay",
+            )
+        )
         for i in range(lifecycles):
             self.tick(i)
             self.lifecycle(i)
@@ -329,9 +316,13 @@ def record_template(lifecycles: int) -> list[StoredEvent]:
     with tempfile.TemporaryDirectory(prefix="ais-bench-template-") as tmp:
         clock = SimulatedClock(START)
         app = TradingApp(
-            account_id=ACCOUNT, limits=load_limits(CONFIG / "risk.toml"),
-            catalog=load_catalog(CONFIG / "instruments.toml"), keys=KEYS, clock=clock,
-            ids=SeededIds(11), env=eventsourcing_env(None, Path(tmp)),
+            account_id=ACCOUNT,
+            limits=load_limits(CONFIG / "risk.toml"),
+            catalog=load_catalog(CONFIG / "instruments.toml"),
+            keys=KEYS,
+            clock=clock,
+            ids=SeededIds(11),
+            env=eventsourcing_env(None, Path(tmp)),
         )
         try:
             TemplateTrader(app, clock).run(lifecycles)
@@ -395,10 +386,15 @@ class Template:
                 tokens.append(token)
                 at = end
             literals.append(r.state[at:])
-            self.records.append(TemplateRecord(
-                _uuid(r.originator_id).hex, r.originator_version, r.topic, tuple(literals),
-                tuple(tokens),
-            ))
+            self.records.append(
+                TemplateRecord(
+                    _uuid(r.originator_id).hex,
+                    r.originator_version,
+                    r.topic,
+                    tuple(literals),
+                    tuple(tokens),
+                )
+            )
         self.ids = sorted(ids)
         self.dates = sorted(d.isoformat() for d in dates)
         self.days = (max(dates) - min(dates)).days + 1 if dates else 1
@@ -548,8 +544,9 @@ def measure(job: Job) -> dict[str, Any]:
         with engine.connect() as conn:
             for p in projections:
                 for name, table in store.tables(p).items():
-                    rows[name] = int(conn.execute(select(func.count()).select_from(table))
-                                     .scalar_one())
+                    rows[name] = int(
+                        conn.execute(select(func.count()).select_from(table)).scalar_one()
+                    )
         n, s = read_raw(source, job.events)
         raw_n, raw_s = raw_n + n, raw_s + s
         profile = _profile_rebuild(job, source, store) if job.profile_events else ""
@@ -557,10 +554,17 @@ def measure(job: Job) -> dict[str, Any]:
         source.close()
         store.close()
     return {
-        "events": job.events, "seconds": seconds, "digest_seconds": digest_seconds,
-        "raw_events": raw_n, "raw_seconds": raw_s, "decoded_events": dec_n,
-        "decoded_seconds": dec_s, "peak_rss_mb": peak_rss_kb / 1024, "rows": rows,
-        "digest": result.digest, "profile": profile,
+        "events": job.events,
+        "seconds": seconds,
+        "digest_seconds": digest_seconds,
+        "raw_events": raw_n,
+        "raw_seconds": raw_s,
+        "decoded_events": dec_n,
+        "decoded_seconds": dec_s,
+        "peak_rss_mb": peak_rss_kb / 1024,
+        "rows": rows,
+        "digest": result.digest,
+        "profile": profile,
     }
 
 
@@ -625,8 +629,14 @@ def bench_store(
     target = TARGETS[store.name]
     for events in sorted(sizes.events):
         label = f"{store.name}_{size_label(events)}"
-        job = Job(store.name, store.env, store.database_url, store.home, events,
-                  min(events, 100_000) if profile and events == largest else 0)
+        job = Job(
+            store.name,
+            store.env,
+            store.database_url,
+            store.home,
+            events,
+            min(events, 100_000) if profile and events == largest else 0,
+        )
         r = run_job(job)
         rate = events / r["seconds"]
         raw = r["raw_events"] / r["raw_seconds"]
@@ -634,16 +644,42 @@ def bench_store(
         ratio = rate / raw
         share = r["digest_seconds"] / r["seconds"]
         figures += [
-            Figure(f"replay_{label}_events_per_s", rate, "event/s", raw, ratio, target,
-                   ok=ratio >= target, note=f"rebuild() ÷ raw read; target ≥ {target:g}"),
-            Figure(f"read_raw_{label}_events_per_s", raw, "event/s",
-                   note="floor: select_notifications, batches of 1000"),
-            Figure(f"read_decoded_{label}_events_per_s", decoded, "event/s", raw,
-                   decoded / raw, note="StoredEventSource.read (decode) ÷ raw read"),
-            Figure(f"replay_{label}_peak_rss_mb", r["peak_rss_mb"], "MiB",
-                   note="ru_maxrss of the rebuilding process"),
-            Figure(f"replay_{label}_digest_share", share, "fraction",
-                   note="share of the rebuild spent digesting the read models"),
+            Figure(
+                f"replay_{label}_events_per_s",
+                rate,
+                "event/s",
+                raw,
+                ratio,
+                target,
+                ok=ratio >= target,
+                note=f"rebuild() ÷ raw read; target ≥ {target:g}",
+            ),
+            Figure(
+                f"read_raw_{label}_events_per_s",
+                raw,
+                "event/s",
+                note="floor: select_notifications, batches of 1000",
+            ),
+            Figure(
+                f"read_decoded_{label}_events_per_s",
+                decoded,
+                "event/s",
+                raw,
+                decoded / raw,
+                note="StoredEventSource.read (decode) ÷ raw read",
+            ),
+            Figure(
+                f"replay_{label}_peak_rss_mb",
+                r["peak_rss_mb"],
+                "MiB",
+                note="ru_maxrss of the rebuilding process",
+            ),
+            Figure(
+                f"replay_{label}_digest_share",
+                share,
+                "fraction",
+                note="share of the rebuild spent digesting the read models",
+            ),
         ]
         rows = ", ".join(f"{k} {v:,}" for k, v in sorted(r["rows"].items()))
         console.print(
@@ -655,8 +691,9 @@ def bench_store(
             highlight=False,
         )
         if r["profile"]:
-            console.print(f"profile of a rebuild of {job.profile_events:,} events:",
-                          highlight=False)
+            console.print(
+                f"profile of a rebuild of {job.profile_events:,} events:", highlight=False
+            )
             console.print(r["profile"], markup=False, highlight=False)
     return figures
 
@@ -673,23 +710,40 @@ def _fmt(value: float | None, unit: str = "") -> str:
 def render(console: Console, figures: list[Figure], title: str) -> None:
     table = Table(title=title, title_justify="left")
     columns: list[tuple[str, JustifyMethod]] = [
-        ("figure", "left"), ("value", "right"), ("unit", "left"), ("floor", "right"),
-        ("ratio", "right"), ("target", "right"), ("ok", "center"), ("what", "left"),
+        ("figure", "left"),
+        ("value", "right"),
+        ("unit", "left"),
+        ("floor", "right"),
+        ("ratio", "right"),
+        ("target", "right"),
+        ("ok", "center"),
+        ("what", "left"),
     ]
     for column, justify in columns:
         table.add_column(column, justify=justify)
     for f in figures:
         ok = "[green]yes[/]" if f.ok else "[red]no[/]"
-        table.add_row(f.name, _fmt(f.value, f.unit), f.unit, _fmt(f.floor, f.unit),
-                      "-" if f.ratio is None else f"{f.ratio:.3f}", _fmt(f.target), ok, f.note)
+        table.add_row(
+            f.name,
+            _fmt(f.value, f.unit),
+            f.unit,
+            _fmt(f.floor, f.unit),
+            "-" if f.ratio is None else f"{f.ratio:.3f}",
+            _fmt(f.target),
+            ok,
+            f.note,
+        )
     console.print(table)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="10k events only (smoke test)")
-    parser.add_argument("--profile", action="store_true",
-                        help="cProfile an extra rebuild (up to 100k events) per store")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile an extra rebuild (up to 100k events) per store",
+    )
     parser.add_argument("--out", type=Path, help="also write the JSON list to this file")
     args = parser.parse_args(argv)
     # a plain `kill` unwinds like Ctrl-C, so the PostgreSQL schema and temp files go too

@@ -6,23 +6,16 @@ only by `serve`, so the token commands start fast.
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from eventsourcing.persistence import PersistenceError
-from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.settings import ConfigError, Settings
-from domain.approval import KeyRingError
-from domain.errors import DomainError
+from adapters.settings import Settings
+from interfaces.console import one_line_errors
 from interfaces.http.tokens import (
     ROLES,
-    TokenError,
     TokenStore,
     check_role,
     create_token,
@@ -32,34 +25,6 @@ from interfaces.http.tokens import (
 )
 
 token_app = typer.Typer(no_args_is_help=True, help="API tokens for the HTTP API")
-F = TypeVar("F", bound=Callable[..., Any])
-_CLEAN_ERRORS = (
-    TokenError,
-    ConfigError,
-    KeyRingError,
-    DomainError,
-    PersistenceError,
-    SQLAlchemyError,
-    ValidationError,
-    OSError,
-    ValueError,
-)
-
-
-def _one_line_errors(func: F) -> F:
-    """Bad input prints `error: ...` on stderr and exits 1, never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except _CLEAN_ERRORS as exc:
-            text = str(exc).strip()
-            message = text.splitlines()[0] if text else type(exc).__name__
-            print(f"error: {message}", file=sys.stderr)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -68,12 +33,10 @@ def _fail(message: str) -> typer.Exit:
 
 
 @token_app.command("create")
-@_one_line_errors
+@one_line_errors
 def token_create(
     name: Annotated[str, typer.Argument(help="who holds the token; recorded as who asked")],
-    role: Annotated[
-        str | None, typer.Option("--role", help=f"one of {', '.join(ROLES)}")
-    ] = None,
+    role: Annotated[str | None, typer.Option("--role", help=f"one of {', '.join(ROLES)}")] = None,
 ) -> None:
     """Print a new API token once; only its SHA-256 hash is stored."""
     if role is None:
@@ -89,7 +52,7 @@ def token_create(
 
 
 @token_app.command("list")
-@_one_line_errors
+@one_line_errors
 def token_list() -> None:
     """Names, roles and creation times of the stored tokens (never the tokens)."""
     path = tokens_file(Settings())
@@ -101,7 +64,7 @@ def token_list() -> None:
 
 
 @token_app.command("revoke")
-@_one_line_errors
+@one_line_errors
 def token_revoke(name: Annotated[str, typer.Argument(help="token name")]) -> None:
     """Remove a token; a running server refuses it from its next request."""
     path = tokens_file(Settings())
@@ -109,7 +72,7 @@ def token_revoke(name: Annotated[str, typer.Argument(help="token name")]) -> Non
     print(f"revoked {name!r}", file=sys.stderr)
 
 
-@_one_line_errors
+@one_line_errors
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[str, typer.Option(help="TCP port (1-65535)")] = "8000",
