@@ -42,6 +42,29 @@ def _decimal(value: str, where: str, name: str) -> Decimal:
     return result
 
 
+def checked_bar(
+    where: str,
+    instrument: str,
+    opens_at: datetime,
+    values: Sequence[object],
+    previous: Candle | None,
+    stamp: object,
+) -> Candle:
+    """One bar from its open/high/low/close/volume text, checked on its own and against the
+    bar before it (shared by every candle source: CSV files, ccxt)."""
+    o, h, lo, c, v = (_decimal(str(x), where, n) for x, n in zip(values, COLUMNS[1:], strict=True))
+    if min(o, h, lo, c) <= 0:
+        raise CandleDataError(f"{where}: prices must be positive")
+    if v < 0:
+        raise CandleDataError(f"{where}: volume must not be negative")
+    if h < lo or h < max(o, c) or lo > min(o, c):
+        raise CandleDataError(f"{where}: high/low do not bound open/close")
+    if previous is not None and opens_at <= previous.opens_at:
+        kind = "duplicate" if opens_at == previous.opens_at else "out-of-order"
+        raise CandleDataError(f"{where}: {kind} timestamp {stamp}")
+    return Candle(instrument, opens_at, o, h, lo, c, v)
+
+
 def read_candles(path: Path, instrument: str) -> CandleSeries:
     """Parse and check one file; the timeframe is the smallest step between bars."""
     try:
@@ -62,19 +85,8 @@ def read_candles(path: Path, instrument: str) -> CandleSeries:
                 opens_at = datetime.fromtimestamp(int(row[0]) / 1000, tz=UTC)
             except (ValueError, OverflowError, OSError):
                 raise CandleDataError(f"{where}: bad timestamp {row[0]!r}") from None
-            o, h, lo, c, v = (
-                _decimal(x, where, n) for x, n in zip(row[1:6], COLUMNS[1:], strict=True)
-            )
-            if min(o, h, lo, c) <= 0:
-                raise CandleDataError(f"{where}: prices must be positive")
-            if v < 0:
-                raise CandleDataError(f"{where}: volume must not be negative")
-            if h < lo or h < max(o, c) or lo > min(o, c):
-                raise CandleDataError(f"{where}: high/low do not bound open/close")
-            if candles and opens_at <= candles[-1].opens_at:
-                kind = "duplicate" if opens_at == candles[-1].opens_at else "out-of-order"
-                raise CandleDataError(f"{where}: {kind} timestamp {row[0]}")
-            candles.append(Candle(instrument, opens_at, o, h, lo, c, v))
+            previous = candles[-1] if candles else None
+            candles.append(checked_bar(where, instrument, opens_at, row[1:6], previous, row[0]))
     if len(candles) < 2:
         raise CandleDataError(f"{path}: needs at least two candles")
     steps = [b.opens_at - a.opens_at for a, b in itertools.pairwise(candles)]

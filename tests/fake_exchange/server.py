@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
 from tests.fake_exchange.book import FIXTURES, Book, FakeVenue, Market, Order, Trade, VenueError
+from tests.fake_exchange.market_feed import KlineFeed, depth, klines, premium_index, ticker_24hr
 
 ZERO = Decimal(0)
 API_KEY = "fake-api-key"
@@ -102,6 +103,7 @@ class FakeBinance:
     requests: list[Seen] = field(default_factory=list)
     unhandled: list[str] = field(default_factory=list)
     base_url: str = ""
+    market_data: KlineFeed = field(default_factory=KlineFeed)  # public klines/ticker/depth
 
     # --- control ----------------------------------------------------------------------------
     def inject(self, fault: Fault) -> None:
@@ -545,9 +547,13 @@ _PUBLIC = {
     "/api/v3/ping",
     "/api/v3/time",
     "/api/v3/exchangeInfo",
+    "/api/v3/klines",
+    "/api/v3/ticker/24hr",
+    "/api/v3/depth",
     "/fapi/v1/ping",
     "/fapi/v1/time",
     "/fapi/v1/exchangeInfo",
+    "/fapi/v1/premiumIndex",
 }
 _ROUTES: dict[tuple[str, str], Callable[[FakeBinance, dict[str, str]], Any]] = {
     ("GET", "/api/v3/ping"): lambda fake, params: {},
@@ -559,6 +565,9 @@ _ROUTES: dict[tuple[str, str], Callable[[FakeBinance, dict[str, str]], Any]] = {
     ("GET", "/api/v3/openOrders"): _open_orders("spot"),
     ("GET", "/api/v3/myTrades"): _my_trades("spot"),
     ("GET", "/api/v3/account"): _spot_account,
+    ("GET", "/api/v3/klines"): lambda f, p: klines(f.market_data, p, f.venue.now_ms()),
+    ("GET", "/api/v3/ticker/24hr"): lambda f, p: ticker_24hr(f.market_data, p, f.venue.now_ms()),
+    ("GET", "/api/v3/depth"): lambda f, p: depth(f.market_data, p, f.venue.now_ms()),
     ("GET", "/fapi/v1/ping"): lambda fake, params: {},
     ("GET", "/fapi/v1/time"): _time,
     ("GET", "/fapi/v1/exchangeInfo"): _exchange_info("usdm"),
@@ -572,6 +581,9 @@ _ROUTES: dict[tuple[str, str], Callable[[FakeBinance, dict[str, str]], Any]] = {
     ("GET", "/fapi/v2/positionRisk"): _position_risk,
     ("GET", "/fapi/v3/positionRisk"): _position_risk,
     ("GET", "/fapi/v1/leverageBracket"): _leverage_brackets,
+    ("GET", "/fapi/v1/premiumIndex"): lambda f, p: premium_index(
+        f.market_data, p, f.venue.now_ms(), f.venue.prices["BTCUSDT"]
+    ),
 }
 
 
