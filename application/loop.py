@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -99,8 +99,11 @@ class TradingLoop:
         policy: AllocationPolicy,
         config: LoopConfig = LoopConfig(),
         metrics: Metrics | None = None,
+        signal_source: Callable[[], Sequence[Signal]] | None = None,
     ) -> None:
         self.app = app
+        # external signals (e.g. the webhook's SignalInbox), added to the agents' views
+        self.signal_source = signal_source
         self.market = market
         self.router = router
         self.agents = list(agents)
@@ -190,6 +193,8 @@ class TradingLoop:
                     spent[agent.name] += time.perf_counter() - began
                     if signal is not None:
                         signals.append(signal)
+            if self.signal_source is not None:
+                signals.extend(s for s in self.signal_source() if s.instrument in history)
             for name, seconds in spent.items():
                 self.metrics.observe_agent(name, seconds)
             regimes = {

@@ -27,6 +27,7 @@ from interfaces.http.routers import (
     reconciliation,
     risk,
     sessions,
+    webhook,
 )
 from interfaces.http.services import Services
 
@@ -102,6 +103,7 @@ def create_app(
         events,
         audit,
         control,
+        webhook,
         health,
     ):
         app.include_router(module.router)
@@ -114,7 +116,7 @@ def create_app(
 
 _TAGS = (
     "portfolio", "exposure", "positions", "orders", "risk", "reconciliation", "sessions",
-    "events", "audit", "control", "health",
+    "events", "audit", "control", "signals", "health",
 )
 
 
