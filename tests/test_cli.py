@@ -70,6 +70,7 @@ def test_demo_trades_reports_and_its_read_models_replay_identically(tmp_path: Pa
     for name in ("index.html", "equity.png", "drawdown.png", "summary.json"):
         assert (report / name).stat().st_size > 0
     assert report.parent == tmp_path / "reports"
+    assert "verified offline" in out and (tmp_path / "exports").is_dir()
     digest = out.split("read-model digest", 1)[1].split()[0]
     replayed = ais("replay", "--verify", home=tmp_path)
     assert replayed.returncode == 0, replayed.stderr
