@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from uuid import UUID
@@ -21,8 +21,16 @@ from adapters.settings import Settings, load_catalog, load_limits
 from application.agents import default_agents, default_regime, required_bars
 from application.allocation import AllocationPolicy
 from application.backtest import BacktestPlan, run_backtest, ticks_between
-from application.loop import LoopConfig, StageTimes, TradingLoop
+from application.loop import LoopConfig, RegimeFilter, SignalAgent, StageTimes, TradingLoop
 from application.order_router import OrderRouter
+from application.ports import (
+    AlertSink,
+    Clock,
+    ExchangeGateway,
+    IdFactory,
+    MarketData,
+    Metrics,
+)
 from application.trading import TradingApp
 from domain.canonical import sha256_hex
 
@@ -76,6 +84,82 @@ def config_digest(request: BacktestRequest, files: Sequence[Path]) -> str:
     )
 
 
+@dataclass
+class Wiring:
+    """A TradingApp, the paper venue and the agents over one market: every mode's base."""
+
+    app: TradingApp
+    market: MarketData
+    paper: PaperExchange
+    policy: AllocationPolicy
+    agents: list[SignalAgent]
+    regime: RegimeFilter
+    loop_config: LoopConfig
+
+    def loop(
+        self,
+        session_id: UUID,
+        gateway: ExchangeGateway | None = None,
+        alerts: AlertSink | None = None,
+        metrics: Metrics | None = None,
+        unknown_outcome: timedelta = timedelta(seconds=15),
+    ) -> TradingLoop:
+        router = OrderRouter(
+            self.app,
+            gateway or self.paper,
+            alerts or LoggingAlerts(),
+            unknown_outcome=unknown_outcome,
+        )
+        return TradingLoop(
+            self.app,
+            self.market,
+            router,
+            self.agents,
+            self.regime,
+            session_id,
+            self.policy,
+            self.loop_config,
+            metrics=metrics,
+        )
+
+
+def wire(
+    market: MarketData,
+    config_dir: Path,
+    settings: Settings,
+    capital: Decimal,
+    *,
+    clock: Clock,
+    ids: IdFactory,
+    store_env: dict[str, str],
+    venue_clock: Clock | None = None,
+) -> Wiring:
+    """Compose app, paper venue (seeded with `capital` in the one quote currency), agents."""
+    limits = load_limits(config_dir / "risk.toml")
+    catalog = load_catalog(config_dir / "instruments.toml")
+    quotes = {catalog.get(i).quote for i in market.instruments()}
+    if len(quotes) != 1:
+        raise CandleDataError(f"instruments must share one quote currency, got {sorted(quotes)}")
+    app = TradingApp(
+        account_id=settings.account_id,
+        limits=limits,
+        catalog=catalog,
+        keys=load_keyring(settings),
+        clock=clock,
+        ids=ids,
+        env=store_env,
+    )
+    paper = PaperExchange(catalog, market, venue_clock or clock, {quotes.pop(): capital})
+    policy = AllocationPolicy(
+        max_weight=limits.max_position_weight * Decimal("0.95"),
+        max_gross=min(limits.max_gross_leverage, Decimal(1)),
+        max_order_notional=limits.max_order_notional,
+    )
+    agents, regime = default_agents(), default_regime()
+    loop_config = LoopConfig(lookback=required_bars(agents, regime))
+    return Wiring(app, market, paper, policy, list(agents), regime, loop_config)
+
+
 def run(
     request: BacktestRequest,
     settings: Settings,
@@ -84,36 +168,20 @@ def run(
 ) -> BacktestOutcome:
     files = data_files(request.data)
     market = CsvMarketData.from_paths(files)
-    limits = load_limits(request.config_dir / "risk.toml")
-    catalog = load_catalog(request.config_dir / "instruments.toml")
-    quotes = {catalog.get(i).quote for i in market.instruments()}
-    if len(quotes) != 1:
-        raise CandleDataError(f"instruments must share one quote currency, got {sorted(quotes)}")
     plan = BacktestPlan(request.capital, config_digest(request, files), request.start, request.end)
     ticks = ticks_between(market, plan)
     clock = SimulatedClock(ticks[0] if ticks else datetime.now().astimezone())
-    app = TradingApp(
-        account_id=settings.account_id,
-        limits=limits,
-        catalog=catalog,
-        keys=load_keyring(settings),
+    wiring = wire(
+        market,
+        request.config_dir,
+        settings,
+        request.capital,
         clock=clock,
         ids=SeededIds(request.seed),
-        env=store_env,
+        store_env=store_env,
     )
-    paper = PaperExchange(catalog, market, clock, {quotes.pop(): request.capital})
-    policy = AllocationPolicy(
-        max_weight=limits.max_position_weight * Decimal("0.95"),
-        max_gross=min(limits.max_gross_leverage, Decimal(1)),
-        max_order_notional=limits.max_order_notional,
-    )
-
-    agents, regime = default_agents(), default_regime()
-    loop_config = LoopConfig(lookback=required_bars(agents, regime))
-
-    def make_loop(session_id: UUID) -> TradingLoop:
-        router = OrderRouter(app, paper, LoggingAlerts())
-        return TradingLoop(app, market, router, agents, regime, session_id, policy, loop_config)
+    app = wiring.app
+    make_loop = wiring.loop
 
     try:
         session_id, loop = run_backtest(app, clock, ticks, plan, make_loop, progress)

@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-import functools
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from eventsourcing.persistence import PersistenceError
-from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.keys import init_keys
-from adapters.settings import ConfigError, Settings
-from application.errors import ConcurrencyConflict
-from domain.approval import KeyRingError
-from domain.errors import DomainError
+from adapters.settings import Settings
 from interfaces import cli_trading as trading_cli
 from interfaces.audit_cli import audit_app
 from interfaces.bootstrap import build_app
 from interfaces.cli_exchange import reconcile
 from interfaces.cli_http import serve, token_app
 from interfaces.cli_observability import observe_read_side
-from interfaces.console import progress_bar
+from interfaces.cli_report import report_app
+from interfaces.cli_run import run
+from interfaces.console import one_line_errors, progress_bar
 from interfaces.read_side import read_side
 from projections.replay import rebuild
 from projections.replay import verify as verify_read_models
@@ -37,39 +31,10 @@ keys_app = typer.Typer(no_args_is_help=True, help="HMAC and audit keys")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 console = Console()
-F = TypeVar("F", bound=Callable[..., Any])
-
-_CLEAN_ERRORS = (
-    ConfigError,
-    KeyRingError,
-    DomainError,
-    ConcurrencyConflict,
-    FileExistsError,
-    PermissionError,
-    PersistenceError,
-    ValidationError,
-    ValueError,
-    SQLAlchemyError,
-)
-
-
-def _one_line_errors(func: F) -> F:
-    """Known failures print `error: ...` and exit 1; never a traceback for bad input."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except _CLEAN_ERRORS as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            print(f"error: {message}", file=sys.stderr)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @keys_app.command("init")
-@_one_line_errors
+@one_line_errors
 def keys_init(
     directory: Annotated[Path | None, typer.Option("--dir", help="default $AIS_HOME/keys")] = None,
 ) -> None:
@@ -80,7 +45,7 @@ def keys_init(
 
 
 @app.command()
-@_one_line_errors
+@one_line_errors
 def kill(
     reason: Annotated[str, typer.Option(help="why (required)")],
     reset: Annotated[bool, typer.Option("--reset", help="reset an engaged kill switch")] = False,
@@ -99,7 +64,7 @@ def kill(
 
 
 @app.command()
-@_one_line_errors
+@one_line_errors
 def status() -> None:
     """Show the risk desk: kill-switch state, cash, positions, open orders."""
     trading = build_app(Settings())
@@ -121,7 +86,7 @@ def status() -> None:
 
 
 @app.command()
-@_one_line_errors
+@one_line_errors
 def project(
     follow: Annotated[bool, typer.Option("--follow", help="keep following the log")] = False,
     batch_size: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
@@ -155,7 +120,7 @@ def project(
 
 
 @app.command()
-@_one_line_errors
+@one_line_errors
 def replay(
     projection: Annotated[
         list[str] | None, typer.Option("--projection", help="only this read model (repeat)")
@@ -187,11 +152,13 @@ def replay(
     print(f"digest {result.digest}")
 
 
-app.command("demo")(_one_line_errors(trading_cli.demo))
-app.command("backtest")(_one_line_errors(trading_cli.backtest))
+app.command("demo")(one_line_errors(trading_cli.demo))
+app.command("backtest")(one_line_errors(trading_cli.backtest))
 app.command("serve")(serve)
 app.add_typer(token_app, name="token")
-app.command("reconcile")(_one_line_errors(reconcile))
+app.add_typer(report_app, name="report")
+app.command("reconcile")(one_line_errors(reconcile))
+app.command("run")(one_line_errors(run))
 
 
 def main() -> None:

@@ -4,8 +4,8 @@ keeps appending to. Afterwards the read models equal a rebuild from position 0 (
 skipped, none applied twice, whoever applied it), both projectors report the same
 figures on `/metrics`, and both APIs give the same answers.
 
-The writer is this test process driving a real TradingApp, a stand-in for `ais run`
-(the long-running loop command) until it exists.
+The writer is a real `ais run --mode paper` process replaying bundled candles (marks,
+decisions, orders placed, submitted to the paper venue, filled) as fast as it can.
 """
 
 from __future__ import annotations
@@ -16,22 +16,19 @@ import socket
 import subprocess
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from adapters.clock import SimulatedClock
-from domain.commands import AcknowledgeOrder, PlaceOrder, SubmitOrder
-from domain.values import OrderType, Side
-from tests.conftest import SECRET, AppFactory, ReadModels, start_session
+from tests.conftest import SECRET, ReadModels
 from tests.test_observability import parse, value
 
 ROOT = Path(__file__).resolve().parents[1]
-BTC, ETH = "BTC-USDT", "ETH-USDT"
-LIFECYCLES = 40
+DATA = ("ETHBTC_5m.csv", "XMRBTC_5m.csv", "LTCBTC_5m.csv")
+WRITER = [*(a for f in DATA for a in ("--data", f"data/{f}")), "--interval", "0.01"]
+WRITER += ["--cycles", "300"]
 
 
 def free_port() -> int:
@@ -47,6 +44,7 @@ class Processes:
             AIS_HOME=str(home),
             AIS_DATABASE_URL=store_url,
             AIS_RISK_HMAC_KEYS=f"k1:{SECRET}",
+            AIS_CONFIG_DIR=str(ROOT / "config" / "btc-quoted"),  # the writer's bundled candles
             COLUMNS="200",
         )
         self.home = home
@@ -106,56 +104,11 @@ class Processes:
                 proc.wait()
 
 
-def write(app: Any, clock: SimulatedClock, lifecycles: int) -> None:
-    """Buy and sell small lots at fresh marks, each order filled in one or two trades."""
-    session_id = start_session(app)
-    marks = {BTC: Decimal(50000), ETH: Decimal(3000)}
-    lots = {BTC: Decimal("0.01"), ETH: Decimal("0.1")}
-    trade = 0
-    for n in range(lifecycles):
-        clock.advance(11)
-        instrument = (BTC, ETH)[n % 2]
-        side = Side.BUY if n % 4 < 2 else Side.SELL
-        marks[instrument] += Decimal(n % 7 - 3)
-        app.observe_mark(instrument, marks[instrument])
-        order_id = app.ids()
-        app.execute(
-            PlaceOrder(
-                order_id=order_id,
-                session_id=session_id,
-                instrument=instrument,
-                side=side,
-                order_type=OrderType.LIMIT,
-                quantity=lots[instrument],
-                limit_price=marks[instrument],
-                reduce_only=side is Side.SELL,
-            )
-        )
-        app.execute(SubmitOrder(order_id=order_id, client_order_id=f"mp{n}"))
-        app.execute(AcknowledgeOrder(order_id=order_id, exchange_order_id=f"x{n}"))
-        parts = [lots[instrument]] if n % 3 else [lots[instrument] / 2] * 2
-        for part in parts:
-            trade += 1
-            assert app.record_fill(
-                order_id,
-                trade_id=f"t{trade}",
-                quantity=part,
-                price=marks[instrument],
-                fee=(part * marks[instrument] / 1000).quantize(Decimal("0.01")),
-                filled_at=clock(),
-            )
-
-
 @pytest.mark.postgres
 @pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
 def test_projectors_and_apis_as_separate_processes_on_postgres(
-    make_app: AppFactory,
-    clock: SimulatedClock,
-    store_url: str,
-    tmp_path: Path,
-    read_models: ReadModels,
+    store_url: str, tmp_path: Path, read_models: ReadModels
 ) -> None:
-    app = make_app()
     home = tmp_path / "home"
     procs = Processes(store_url, home)
     made = procs.cli("token", "create", "watcher", "--role", "viewer")
@@ -173,8 +126,15 @@ def test_projectors_and_apis_as_separate_processes_on_postgres(
             procs.wait_for(projector_logs[-1], "/metrics")
         for i, port in enumerate(api_ports, 1):
             procs.start(f"api{i}", "serve", "--port", str(port), "--no-access-log")
-        write(app, clock, LIFECYCLES)  # while four projectors compete for the same rows
+        # The writer: a real trading loop, while four projectors compete for the same rows.
+        writer = procs.start("writer", "run", "--mode", "paper", *WRITER)
+        writer_proc = procs.procs[-1][0]
+        assert writer_proc.wait(timeout=120) == 0, (home / "writer.log").read_text()
         head = read_models.source.head()
+        placed = sum(
+            1 for e in read_models.source.read(0, head + 1) if e.topic.endswith("Order.Placed")
+        )
+        assert placed >= 2, writer.read_text()  # the replayed bars made the loop trade
 
         metrics_urls = []
         for log in projector_logs:
@@ -183,7 +143,7 @@ def test_projectors_and_apis_as_separate_processes_on_postgres(
         scraped = [caught_up(url, head) for url in metrics_urls]
         for name in ("ais_nav_quote", "ais_fills_total", "ais_orders_placed_total"):
             assert value(scraped[0], name) == value(scraped[1], name), name
-        assert value(scraped[0], "ais_orders_placed_total") == LIFECYCLES
+        assert value(scraped[0], "ais_orders_placed_total") == placed
 
         headers = {"Authorization": f"Bearer {token}"}
         answers = []
@@ -197,11 +157,11 @@ def test_projectors_and_apis_as_separate_processes_on_postgres(
                 }
             )
         assert answers[0] == answers[1]
-        assert len(answers[0]["/v1/orders?limit=500"]["items"]) == LIFECYCLES
+        assert len(answers[0]["/v1/orders?limit=500"]["items"]) == placed
         # Projectors exit 0; uvicorn shuts down cleanly, then re-raises SIGTERM.
         codes = procs.stop()
         assert codes[:2] == [0, 0], [log.read_text()[-2000:] for _, log in procs.procs]
-        for code, (_, log) in zip(codes[2:], procs.procs[2:], strict=True):
+        for code, (_, log) in zip(codes[2:4], procs.procs[2:4], strict=True):  # APIs
             assert code in (0, -signal.SIGTERM), log.read_text()[-2000:]
             assert "Finished server process" in log.read_text()
     finally:
