@@ -97,6 +97,7 @@ def test_demo_serve_read_models_kill_switch_and_export(tmp_path: Path) -> None:
 
     operator = ais("token", "create", "ops-olga", "--role", "operator", home=home).stdout.strip()
     viewer = ais("token", "create", "view-vera", "--role", "viewer", home=home).stdout.strip()
+    auditor = ais("token", "create", "audit-ada", "--role", "auditor", home=home).stdout.strip()
 
     lots = ais("report", "lots", "--year", "2018", home=home)
     rows = list(csv.DictReader(io.StringIO(lots.stdout)))
@@ -175,6 +176,17 @@ def test_demo_serve_read_models_kill_switch_and_export(tmp_path: Path) -> None:
             if not kills:  # the filter may not exist: page through everything
                 kills = all_decisions(client, view, at)
             assert any(d["actor"] == "ops-olga" for d in kills), kills
+
+            audit = {"Authorization": f"Bearer {auditor}"}
+            assert client.get("/v1/audit/checkpoints", headers=view).status_code == 403
+            checkpoints = client.get("/v1/audit/checkpoints", headers=audit).json()["items"]
+            assert checkpoints and checkpoints[-1]["tree_size"] > 5  # the demo sealed the log
+            proof = client.get("/v1/audit/proof/5", headers=audit)
+            assert proof.status_code == 200, proof.text
+            (tmp_path / "proof.json").write_text(proof.text)
+            missing = client.get("/v1/audit/proof/999999999", headers=audit)
+            assert missing.status_code == 404
+            assert missing.headers["content-type"].startswith("application/problem+json")
     finally:
         server.terminate()
         try:
@@ -182,6 +194,9 @@ def test_demo_serve_read_models_kill_switch_and_export(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+    checked = ais("audit", "check-proof", str(tmp_path / "proof.json"), home=home)
+    assert checked.returncode == 0, checked.stderr
 
     out = tmp_path / "export"
     ais("audit", "export", "--out", str(out), home=home)

@@ -58,6 +58,8 @@ class Services:
     max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS
     projector: BackgroundProjector | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
+    event_env: dict[str, str] | None = None  # the stored log, for audit proofs
+    audit_public_key: Path | None = None  # embedded in proofs so they check offline
 
     def __post_init__(self) -> None:
         self.reads = ReadQueries(self.store)
@@ -88,6 +90,8 @@ class Services:
                 config_digest=config_digest(settings.config_dir),
                 projector=projector,
                 closers=closers,
+                event_env=eventsourcing_env(settings.database_url, settings.home),
+                audit_public_key=settings.home / "keys" / "audit-ed25519.pub.pem",
             )
         except BaseException:
             for close in reversed(closers):
