@@ -130,7 +130,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_drift(seeded_api: Api)
         operation = result.ok()
         operations += 1
         key = (operation.method.upper(), operation.path)
-        role = "auditor" if operation.path.startswith("/v1/events") else "operator"
+        auditor_only = operation.path.startswith(("/v1/events", "/v1/audit"))
+        role = "auditor" if auditor_only else "operator"
         headers = {"Authorization": f"Bearer {api.tokens[role]}"}
         known = {
             name: value
@@ -155,7 +156,9 @@ def test_schemathesis_finds_no_server_error_and_no_schema_drift(seeded_api: Api)
     # The run was not all refusals: every read answered 200 to valid input, and the
     # control plane really changed things with the operator's token.
     for (method, path), statuses in valid.items():
-        if method == "GET":
+        # The seeded store is not sealed, so a proof is a 404 problem here; proofs of a
+        # sealed log are fetched and checked offline in tests/test_e2e_http.py.
+        if method == "GET" and path != "/v1/audit/proof/{position}":
             assert statuses[200] > 0, (path, statuses)
     assert valid[("POST", "/v1/kill-switch")][200] > 0
     assert valid[("POST", "/v1/sessions")].keys() & {201, 409}
