@@ -39,7 +39,7 @@ def _seal(request: Request) -> AuditStore:
     return AuditStore(svc.store.engine, svc.store.schema)
 
 
-@router.get("/checkpoints", response_model=Checkpoints, responses=documented(401, 403, 503))
+@router.get("/checkpoints", response_model=Checkpoints, responses=documented(401, 403, 422, 503))
 async def checkpoints(request: Request) -> Checkpoints:
     """Every signed checkpoint, oldest first (empty until the log has been sealed)."""
     store = _seal(request)
@@ -50,10 +50,13 @@ async def checkpoints(request: Request) -> Checkpoints:
     return Checkpoints(items=[CheckpointOut(**c) for c in await run_in_threadpool(read)])
 
 
-@router.get("/proof/{position}", responses=documented(401, 403, 404, 503))
+@router.get("/proof/{position}", responses=documented(401, 403, 404, 422, 503))
 async def proof(request: Request, position: int = Path(ge=1, le=2**62)) -> dict[str, Any]:
     """An RFC 6962 inclusion proof of one event against the latest signed checkpoint."""
     svc = request.app.state.services
+    store = _seal(request)
+    if not await run_in_threadpool(store.exists):
+        raise ProblemError(404, "not-sealed", "Not sealed", "the log has not been sealed yet")
     if svc.event_env is None:
         raise ProblemError(
             503,
@@ -61,7 +64,6 @@ async def proof(request: Request, position: int = Path(ge=1, le=2**62)) -> dict[
             "Audit log unavailable",
             "this server has no access to the stored log",
         )
-    store = _seal(request)
 
     def build() -> dict[str, Any]:
         key_file = svc.audit_public_key
@@ -72,8 +74,6 @@ async def proof(request: Request, position: int = Path(ge=1, le=2**62)) -> dict[
         finally:
             log.close()
 
-    if not await run_in_threadpool(store.exists):
-        raise ProblemError(404, "not-sealed", "Not sealed", "the log has not been sealed yet")
     try:
         return await run_in_threadpool(build)
     except AuditError as exc:
