@@ -76,9 +76,8 @@ import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import ApplicationRecorder
-from figures import Figure, percentile
-from rich.console import Console, JustifyMethod
-from rich.table import Table
+from figures import Figure, percentile, render
+from rich.console import Console
 
 from adapters.clock import SeededIds, SimulatedClock
 from adapters.persistence import eventsourcing_env
@@ -570,43 +569,6 @@ def postgres_env() -> Iterator[dict[str, str]]:
 
 
 # --- output --------------------------------------------------------------------------------
-def _fmt(value: float | None, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    if unit in ("cmd/s", "save/s", "event/s") or abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:,.2f}" if abs(value) >= 10 else f"{value:.3f}"
-
-
-def render(console: Console, figures: list[Figure], title: str) -> None:
-    table = Table(title=title, title_justify="left")
-    columns: list[tuple[str, JustifyMethod]] = [
-        ("figure", "left"),
-        ("value", "right"),
-        ("unit", "left"),
-        ("floor", "right"),
-        ("ratio", "right"),
-        ("target", "right"),
-        ("ok", "center"),
-        ("what", "left"),
-    ]
-    for column, justify in columns:
-        table.add_column(column, justify=justify)
-    for f in figures:
-        ok = "[green]yes[/]" if f.ok else "[red]no[/]"
-        table.add_row(
-            f.name,
-            _fmt(f.value, f.unit),
-            f.unit,
-            _fmt(f.floor, f.unit),
-            "-" if f.ratio is None else f"{f.ratio:.3f}",
-            _fmt(f.target),
-            ok,
-            f.note,
-        )
-    console.print(table)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small counts (smoke test)")

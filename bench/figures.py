@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from rich.console import Console, JustifyMethod
+from rich.table import Table
+
 
 @dataclasses.dataclass
 class Figure:
@@ -41,3 +44,40 @@ def percentile(sorted_values: list[float], q: float) -> float:
         return float("nan")
     rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
     return sorted_values[rank - 1]
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if unit.endswith("/s") or abs(value) >= 1000:  # rates as whole numbers
+        return f"{value:,.0f}"
+    return f"{value:,.2f}" if abs(value) >= 10 else f"{value:.3f}"
+
+
+def render(console: Console, figures: list[Figure], title: str) -> None:
+    """The table every benchmark prints before its JSON line."""
+    table = Table(title=title, title_justify="left")
+    columns: list[tuple[str, JustifyMethod]] = [
+        ("figure", "left"),
+        ("value", "right"),
+        ("unit", "left"),
+        ("floor", "right"),
+        ("ratio", "right"),
+        ("target", "right"),
+        ("ok", "center"),
+        ("what", "left"),
+    ]
+    for column, justify in columns:
+        table.add_column(column, justify=justify)
+    for f in figures:
+        table.add_row(
+            f.name,
+            _fmt(f.value, f.unit),
+            f.unit,
+            _fmt(f.floor, f.unit),
+            "-" if f.ratio is None else f"{f.ratio:.3f}",
+            _fmt(f.target),
+            "[green]yes[/]" if f.ok else "[red]no[/]",
+            f.note,
+        )
+    console.print(table)

@@ -64,9 +64,8 @@ if str(ROOT) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from figures import Figure, percentile  # noqa: E402
-from rich.console import Console, JustifyMethod  # noqa: E402
-from rich.table import Table  # noqa: E402
+from figures import Figure, percentile, render  # noqa: E402
+from rich.console import Console  # noqa: E402
 
 HMAC_KEYS = "benchhttp:" + "h" * 48
 START = datetime(2024, 1, 2, 9, 0, tzinfo=UTC)
@@ -399,43 +398,6 @@ def figures_for(targets: dict[str, Target]) -> list[Figure]:
 
 
 # --- output ------------------------------------------------------------------------------------
-def _fmt(value: float | None, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    if unit == "req/s" or abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:,.2f}" if abs(value) >= 10 else f"{value:.3f}"
-
-
-def render(console: Console, figures: list[Figure], title: str) -> None:
-    table = Table(title=title, title_justify="left")
-    columns: list[tuple[str, JustifyMethod]] = [
-        ("figure", "left"),
-        ("value", "right"),
-        ("unit", "left"),
-        ("floor", "right"),
-        ("ratio", "right"),
-        ("target", "right"),
-        ("ok", "center"),
-        ("what", "left"),
-    ]
-    for column, justify in columns:
-        table.add_column(column, justify=justify)
-    for f in figures:
-        ok = "[green]yes[/]" if f.ok else "[red]no[/]"
-        table.add_row(
-            f.name,
-            _fmt(f.value, f.unit),
-            f.unit,
-            _fmt(f.floor, f.unit),
-            "-" if f.ratio is None else f"{f.ratio:.3f}",
-            _fmt(f.target),
-            ok,
-            f.note,
-        )
-    console.print(table)
-
-
 def run(sizes: Sizes, console: Console) -> tuple[list[Figure], dict[str, Any]]:
     from interfaces.http.tokens import create_token
 

@@ -76,9 +76,8 @@ from typing import Any
 
 import psycopg
 from eventsourcing.persistence import ApplicationRecorder, StoredEvent
-from figures import Figure
-from rich.console import Console, JustifyMethod
-from rich.table import Table
+from figures import Figure, render
+from rich.console import Console
 from sqlalchemy import func, select
 
 from adapters.clock import SeededIds, SimulatedClock
@@ -699,43 +698,6 @@ def bench_store(
 
 
 # --- output ---------------------------------------------------------------------------------------
-def _fmt(value: float | None, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    if unit == "event/s" or abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:,.2f}" if abs(value) >= 10 else f"{value:.3f}"
-
-
-def render(console: Console, figures: list[Figure], title: str) -> None:
-    table = Table(title=title, title_justify="left")
-    columns: list[tuple[str, JustifyMethod]] = [
-        ("figure", "left"),
-        ("value", "right"),
-        ("unit", "left"),
-        ("floor", "right"),
-        ("ratio", "right"),
-        ("target", "right"),
-        ("ok", "center"),
-        ("what", "left"),
-    ]
-    for column, justify in columns:
-        table.add_column(column, justify=justify)
-    for f in figures:
-        ok = "[green]yes[/]" if f.ok else "[red]no[/]"
-        table.add_row(
-            f.name,
-            _fmt(f.value, f.unit),
-            f.unit,
-            _fmt(f.floor, f.unit),
-            "-" if f.ratio is None else f"{f.ratio:.3f}",
-            _fmt(f.target),
-            ok,
-            f.note,
-        )
-    console.print(table)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="10k events only (smoke test)")
