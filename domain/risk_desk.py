@@ -85,7 +85,8 @@ class RiskDesk(AISAggregate):
         keys: KeyRing,
     ) -> ApprovalToken | Rejection:
         """Record the decision and return the token, or the rejection with its guard."""
-        rejection = self._evaluate(command, now)
+        book = self.book()  # one view for the guards and the book-keeping below
+        rejection = self._evaluate(command, now, book)
         if rejection is not None:
             self.record_rejection(command, rejection, now)
             return rejection
@@ -99,7 +100,7 @@ class RiskDesk(AISAggregate):
             riskdesk_version=self.version + 1,
         )
         anomaly = self._fill_anomaly(command)
-        increasing = isinstance(command, PlaceOrder) and not self.book().reduces(
+        increasing = isinstance(command, PlaceOrder) and not book.reduces(
             command.instrument, command.side, command.quantity
         )
         self._approved(
@@ -130,7 +131,7 @@ class RiskDesk(AISAggregate):
                 reason=f"{rejection.guard}: {rejection.reason}", by="riskdesk", at=now
             )
 
-    def _evaluate(self, command: Command, now: datetime) -> Rejection | None:
+    def _evaluate(self, command: Command, now: datetime, book: Book) -> Rejection | None:
         if isinstance(command, PlaceOrder):
             return check_order(
                 OrderCheck(
@@ -144,7 +145,7 @@ class RiskDesk(AISAggregate):
                     kill_state=self.kill_state,
                     session_status=self.sessions.get(str(command.session_id)),
                     limits=self.limits,
-                    book=self.book(),
+                    book=book,
                     recent_orders=tuple(self.recent_orders),
                 )
             )

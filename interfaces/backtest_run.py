@@ -16,7 +16,6 @@ from adapters.event_log import EventLog, log_digest
 from adapters.keys import load_keyring
 from adapters.market_data_csv import CandleDataError, CsvMarketData
 from adapters.paper_exchange import PaperExchange
-from adapters.persistence import eventsourcing_env
 from adapters.settings import Settings, load_catalog, load_limits
 from application.agents import default_agents, default_regime, required_bars
 from application.allocation import AllocationPolicy
@@ -199,7 +198,3 @@ def run(
     finally:
         log.close()
     return BacktestOutcome(session_id, len(ticks), candles, digest, loop.times)
-
-
-def store_for(home: Path) -> dict[str, str]:
-    return eventsourcing_env(None, home)
