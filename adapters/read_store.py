@@ -7,7 +7,7 @@ with its tracking position; a different version drops its tables and rebuilds th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,14 +28,15 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
+from adapters.lease import advisory_key
 from adapters.settings import ConfigError
 from projections.runner import TrackingConflict
 from projections.spec import Projection, Row, Rows, TableSpec
 
 APPLICATION = "ais"
 WRITE = "ais_write"
+CACHE_ROWS = 50_000  # rows kept between batches per projection; beyond, start afresh
 
 
 def engines(database_url: str | None, home: Path) -> tuple[Engine, str | None]:
@@ -49,6 +50,10 @@ def engines(database_url: str | None, home: Path) -> tuple[Engine, str | None]:
             dbapi.isolation_level = None  # we issue BEGIN IMMEDIATE ourselves
             dbapi.execute("PRAGMA journal_mode=WAL")
             dbapi.execute("PRAGMA busy_timeout=30000")
+            # Read models are derived data committed with their tracking position: a
+            # commit lost to a power cut (never to a killed process) is projected again,
+            # so they need not wait for an fsync per batch as the event log does.
+            dbapi.execute("PRAGMA synchronous=NORMAL")
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
@@ -68,41 +73,91 @@ def engines(database_url: str | None, home: Path) -> tuple[Engine, str | None]:
     return create_engine(dsn, pool_pre_ping=True), schema
 
 
+class RowCache:
+    """A projection's rows as its last committed batch left them, kept across batches.
+
+    Valid only while nobody else has written the projection: `SqlReadStore.rows` checks
+    that its tracking position is still the one this cache was committed at, and a
+    commit guarded by the same position can never publish rows read from a stale cache.
+    """
+
+    def __init__(self, tables: Iterable[str], position: int) -> None:
+        self.position = position
+        self.rows: dict[str, dict[tuple[Any, ...], Row | None]] = {n: {} for n in tables}
+        self.scanned: set[str] = set()
+
+    def size(self) -> int:
+        return sum(len(rows) for rows in self.rows.values())
+
+
+class TableSql:
+    """Driver-level statements for one table, built once: rebuilding runs them per row."""
+
+    def __init__(self, engine: Engine, table: Table, spec: TableSpec) -> None:
+        prep = engine.dialect.identifier_preparer
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self.columns = spec.columns
+        self.key = spec.key
+        name = prep.format_table(table)
+        cols = ", ".join(prep.quote(c) for c in spec.columns)
+        keys = ", ".join(prep.quote(c) for c in spec.key)
+        others = [prep.quote(c) for c in spec.columns if c not in spec.key]
+        action = (
+            "UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in others)
+            if others
+            else "NOTHING"
+        )
+        self.upsert = (
+            f"INSERT INTO {name} ({cols}) VALUES ({', '.join([mark] * len(spec.columns))}) "
+            f"ON CONFLICT ({keys}) DO {action}"
+        )
+        where = " AND ".join(f"{prep.quote(c)} = {mark}" for c in spec.key)
+        self.select = f"SELECT {cols} FROM {name} WHERE {where}"
+
+    def values(self, rows: Iterable[Row]) -> list[tuple[Any, ...]]:
+        columns = self.columns
+        return [tuple(row[c] for c in columns) for row in rows]
+
+
 class BatchRows:
     """Rows of one projection for one batch: read-through cache, writes kept until commit."""
 
-    def __init__(self, conn: Connection, tables: dict[str, Table], specs: dict[str, TableSpec]):
+    def __init__(
+        self,
+        conn: Connection,
+        tables: dict[str, Table],
+        sql: dict[str, TableSql],
+        cache: RowCache,
+    ) -> None:
         self.connection = conn
+        self.cache = cache
         self._tables = tables
-        self._specs = specs
-        self._cache: dict[str, dict[tuple[Any, ...], Row | None]] = {n: {} for n in specs}
-        self._scanned: set[str] = set()
-        self.dirty: dict[str, dict[tuple[Any, ...], Row]] = {n: {} for n in specs}
-
-    def _key(self, table: str, row: Row) -> tuple[Any, ...]:
-        return tuple(row[c] for c in self._specs[table].key)
+        self._sql = sql
+        self.dirty: dict[str, dict[tuple[Any, ...], Row]] = {n: {} for n in sql}
 
     def get(self, table: str, key: tuple[Any, ...]) -> Row | None:
-        cache = self._cache[table]
-        if key not in cache and table not in self._scanned:
-            t = self._tables[table]
-            where = [t.c[c] == v for c, v in zip(self._specs[table].key, key, strict=True)]
-            found = self.connection.execute(select(t).where(*where)).mappings().first()
-            cache[key] = dict(found) if found else None
+        cache = self.cache.rows[table]
+        if key not in cache and table not in self.cache.scanned:
+            sql = self._sql[table]
+            found = self.connection.exec_driver_sql(sql.select, key).first()
+            cache[key] = dict(zip(sql.columns, found, strict=True)) if found else None
         row = cache.get(key)
         return dict(row) if row is not None else None
 
     def put(self, table: str, row: Row) -> None:
-        key = self._key(table, row)
-        self._cache[table][key] = dict(row)
-        self.dirty[table][key] = dict(row)
+        key = tuple(row[c] for c in self._sql[table].key)
+        kept = dict(row)  # one private copy: `get` hands out copies of it
+        self.cache.rows[table][key] = kept
+        self.dirty[table][key] = kept
 
     def scan(self, table: str) -> list[Row]:
-        cache = self._cache[table]
-        if table not in self._scanned:
+        cache = self.cache.rows[table]
+        if table not in self.cache.scanned:
+            key = self._sql[table].key
             for found in self.connection.execute(select(self._tables[table])).mappings():
-                cache.setdefault(self._key(table, dict(found)), dict(found))
-            self._scanned.add(table)
+                row = dict(found)
+                cache.setdefault(tuple(row[c] for c in key), row)
+            self.cache.scanned.add(table)
         return [dict(row) for _, row in sorted(cache.items(), key=lambda kv: kv[0]) if row]
 
 
@@ -123,6 +178,8 @@ class SqlReadStore:
             Column("schema_version", Integer, nullable=False),
         )
         self._tables: dict[str, dict[str, Table]] = {}
+        self._sql: dict[str, dict[str, TableSql]] = {}
+        self._caches: dict[str, RowCache] = {}
 
     # --- tables ---------------------------------------------------------------------------
     def tables(self, projection: Projection) -> dict[str, Table]:
@@ -142,46 +199,55 @@ class SqlReadStore:
                 )
                 for spec in projection.tables
             }
+            tables = self._tables[projection.name]
+            self._sql[projection.name] = {
+                spec.name: TableSql(self.engine, tables[spec.name], spec)
+                for spec in projection.tables
+            }
         return self._tables[projection.name]
 
     def prepare(self, projection: Projection) -> bool:
-        """Create missing tables; True when a schema change forced a rebuild from 0."""
-        with self._writer() as conn:
+        """Create missing tables; True when a schema change forced a rebuild from 0.
+
+        Check and change are one DDL transaction, so processes starting together on a
+        fresh schema neither collide on CREATE TABLE nor reset each other's work.
+        """
+        with self._ddl() as conn:
             self.tracking.create(conn, checkfirst=True)
             found = conn.execute(
                 select(self.tracking.c.schema_version).where(
                     self.tracking.c.projection == projection.name
                 )
             ).scalar()
-        if found == projection.version:
-            with self._writer() as conn:
+            if found == projection.version:
                 for table in self.tables(projection).values():
                     table.create(conn, checkfirst=True)
-            return False
-        self.reset(projection)
+                return False
+            self._reset(conn, projection)
         return found is not None
 
     def reset(self, projection: Projection) -> None:
         """Drop and recreate the projection's tables, tracking back at position 0."""
-        with self._writer() as conn:
-            self.tracking.create(conn, checkfirst=True)
-            for table in self.tables(projection).values():
-                table.drop(conn, checkfirst=True)
-                table.create(conn)
-            conn.execute(
-                self.tracking.delete().where(self.tracking.c.projection == projection.name)
+        with self._ddl() as conn:
+            self._reset(conn, projection)
+
+    def _reset(self, conn: Connection, projection: Projection) -> None:
+        self.tracking.create(conn, checkfirst=True)
+        for table in self.tables(projection).values():
+            table.drop(conn, checkfirst=True)
+            table.create(conn)
+        conn.execute(self.tracking.delete().where(self.tracking.c.projection == projection.name))
+        conn.execute(
+            self.tracking.insert().values(
+                projection=projection.name,
+                application=APPLICATION,
+                notification_id=0,
+                schema_version=projection.version,
             )
-            conn.execute(
-                self.tracking.insert().values(
-                    projection=projection.name,
-                    application=APPLICATION,
-                    notification_id=0,
-                    schema_version=projection.version,
-                )
-            )
+        )
 
     def drop(self, projection: Projection) -> None:
-        with self._writer() as conn:
+        with self._ddl() as conn:
             for table in self.tables(projection).values():
                 table.drop(conn, checkfirst=True)
             conn.execute(
@@ -191,6 +257,16 @@ class SqlReadStore:
     @contextmanager
     def _writer(self) -> Iterator[Connection]:
         with self.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _ddl(self) -> Iterator[Connection]:
+        """A write transaction that, on PostgreSQL, holds this schema's DDL lock until it
+        ends (SQLite's BEGIN IMMEDIATE already lets one writer in at a time)."""
+        with self._writer() as conn:
+            if self.engine.dialect.name == "postgresql":
+                key = advisory_key("ais-read-store-ddl", self.schema or "", self.prefix)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
             yield conn
 
     # --- tracking ---------------------------------------------------------------------------
@@ -206,15 +282,28 @@ class SqlReadStore:
 
     # --- batches ----------------------------------------------------------------------------
     def rows(self, projection: Projection) -> BatchRows:
-        """Open the batch's transaction: its reads and writes commit or vanish together."""
+        """Open the batch's transaction: its reads and writes commit or vanish together.
+
+        The rows the previous batch committed are reused when the projection's tracking
+        position shows that nobody else has written it since.
+        """
+        tables = self.tables(projection)
         conn = self.engine.connect().execution_options(**{WRITE: True})
         conn.begin()
-        return BatchRows(conn, self.tables(projection), {s.name: s for s in projection.tables})
+        tracked = conn.execute(
+            select(self.tracking.c.notification_id).where(
+                self.tracking.c.projection == projection.name
+            )
+        ).scalar()
+        cache = self._caches.pop(projection.name, None)
+        if cache is None or cache.position != tracked or cache.size() > CACHE_ROWS:
+            cache = RowCache(tables, int(tracked or 0))
+        return BatchRows(conn, tables, self._sql[projection.name], cache)
 
     def commit(self, projection: Projection, rows: Rows, *, position: int, expected: int) -> None:
         """Rows and tracking in one transaction; refused if tracking moved meanwhile."""
         assert isinstance(rows, BatchRows)
-        tables = self.tables(projection)
+        sql = self._sql[projection.name]
         with rows.connection as conn:
             try:
                 moved = conn.execute(
@@ -229,24 +318,19 @@ class SqlReadStore:
                     raise TrackingConflict(projection.name)
                 for name, dirty in rows.dirty.items():
                     if dirty:
-                        self._upsert(conn, tables[name], list(dirty.values()))
+                        conn.exec_driver_sql(sql[name].upsert, sql[name].values(dirty.values()))
             except BaseException:
                 conn.rollback()
                 raise
             conn.commit()
+        rows.cache.position = position
+        self._caches[projection.name] = rows.cache
 
     def abort(self, rows: Rows) -> None:
-        """Roll the batch back and give its connection up."""
+        """Roll the batch back and give its connection up (its cached rows go too)."""
         assert isinstance(rows, BatchRows)
         rows.connection.rollback()
         rows.connection.close()
-
-    def _upsert(self, conn: Connection, table: Table, values: list[Row]) -> None:
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(table)
-        keys = [c.name for c in table.primary_key.columns]
-        others = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-        conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=others), values)
 
     # --- dumps --------------------------------------------------------------------------------
     def dump(self, projection: Projection) -> Iterator[tuple[str, Row]]:
@@ -265,8 +349,9 @@ class SqlReadStore:
                 rows = conn.execution_options(yield_per=5000).execute(
                     select(table).order_by(*order)
                 )
-                for row in rows.mappings():
-                    yield spec.name, dict(row)
+                columns = spec.columns  # select(table) lists them in this order
+                for values in rows:
+                    yield spec.name, dict(zip(columns, values, strict=True))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -78,7 +78,7 @@ class BookFold:
             book.cash = dec(s["starting_capital"])
             rows.put(
                 self.cash_table,
-                {"id": 1, "cash": str(book.cash), "funded_at": s["timestamp"].isoformat()},
+                {"id": 1, "cash": str(book.cash), "funded_at": event.at},
             )
             return True
         if event.kind == FILLED:

@@ -27,8 +27,11 @@ class ExposureProjection:
         self.book = BookFold("exposure")
         self._changed: tuple[Rows, int] | None = None  # (batch, last book event in it)
 
+    def wants(self, kind: str) -> bool:
+        return kind in BOOK_EVENTS
+
     def handle(self, event: LoggedEvent, rows: Rows) -> None:
-        if event.kind in BOOK_EVENTS:
+        if self.wants(event.kind):
             self.book.apply(event, rows)
             self._changed = (rows, event.position)
 

@@ -40,11 +40,14 @@ class OrdersProjection:
     version = 2
     tables: tuple[TableSpec, ...] = (ORDERS,)
 
+    def wants(self, kind: str) -> bool:
+        return kind.startswith("Order.")
+
     def handle(self, event: LoggedEvent, rows: Rows) -> None:
-        if not event.kind.startswith("Order."):
+        if not self.wants(event.kind):
             return
         s = event.state
-        at = s["timestamp"].isoformat()
+        at = event.at
         if event.kind == "Order.Placed":
             rows.put(
                 "orders",

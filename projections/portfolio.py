@@ -46,8 +46,11 @@ class PortfolioProjection:
     def __init__(self) -> None:
         self.book = BookFold("portfolio")
 
+    def wants(self, kind: str) -> bool:
+        return kind in BOOK_EVENTS
+
     def handle(self, event: LoggedEvent, rows: Rows) -> None:
-        if event.kind not in BOOK_EVENTS:
+        if not self.wants(event.kind):
             return
         before = rows.get("portfolio", (1,))
         nav_before = self.book.nav(rows)

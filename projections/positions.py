@@ -29,9 +29,14 @@ class PositionsProjection:
     version = 1
     tables: tuple[TableSpec, ...] = (POSITIONS,)
 
+    def wants(self, kind: str) -> bool:
+        return kind.startswith("Position.")
+
     def handle(self, event: LoggedEvent, rows: Rows) -> None:
+        if not self.wants(event.kind):
+            return
         s = event.state
-        at = s["timestamp"].isoformat()
+        at = event.at
         if event.kind == "Position.Opened":
             rows.put(
                 "positions",

@@ -30,6 +30,7 @@ _STATE_CHANGES = {
     "RiskDesk.ReducingEntered": "REDUCING",
     "RiskDesk.LimitsChanged": "LIMITS_CHANGED",
 }
+_DECISIONS = frozenset({"RiskDesk.CommandApproved", "RiskDesk.CommandRejected", *_STATE_CHANGES})
 
 
 class RiskDecisionsProjection:
@@ -37,10 +38,15 @@ class RiskDecisionsProjection:
     version = 1
     tables: tuple[TableSpec, ...] = (DECISIONS,)
 
+    def wants(self, kind: str) -> bool:
+        return kind in _DECISIONS
+
     def handle(self, event: LoggedEvent, rows: Rows) -> None:
+        if not self.wants(event.kind):
+            return
         s = event.state
         row: dict[str, Any] = dict.fromkeys(DECISIONS.columns)
-        row.update(position=event.position, at=s["timestamp"].isoformat())
+        row.update(position=event.position, at=event.at)
         if event.kind == "RiskDesk.CommandApproved":
             approval = s["approval"]
             row.update(
@@ -59,10 +65,8 @@ class RiskDecisionsProjection:
                 limit_value=s["limit"],
                 reason=s["reason"],
             )
-        elif event.kind in _STATE_CHANGES:
+        else:
             row.update(
                 decision=_STATE_CHANGES[event.kind], reason=s.get("reason"), actor=s.get("by")
             )
-        else:
-            return
         rows.put("risk_decisions", row)

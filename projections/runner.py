@@ -8,11 +8,13 @@ commit (it re-reads its position); so no event is skipped and none is applied tw
 
 from __future__ import annotations
 
+import gc
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
-from projections.spec import FinishesBatches, LoggedEvent, Projection, Rows
+from projections.spec import FinishesBatches, LoggedEvent, Projection, Rows, SelectsEvents
 
 Progress = Callable[[int, int], None]  # (position reached, head)
 
@@ -43,6 +45,23 @@ class ReadStore(Protocol):
     def abort(self, rows: Rows) -> None: ...
 
 
+@contextmanager
+def cycle_collector_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector for one batch.
+
+    A batch keeps thousands of freshly decoded dicts alive, and each allocation burst
+    made the collector walk them again; they hold no cycles, so it found nothing. It runs
+    as usual between batches, so whatever a batch did leave behind is still collected.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 class Projector:
     def __init__(
         self,
@@ -57,6 +76,10 @@ class Projector:
         self.projections = list(projections)
         self.batch_size = batch_size
         self.rebuilt = [p.name for p in self.projections if store.prepare(p)]
+        # per selective projection: event kind -> whether it wants it (asked once per kind)
+        self._wanted: dict[str, dict[str, bool]] = {
+            p.name: {} for p in self.projections if isinstance(p, SelectsEvents)
+        }
 
     def lag(self) -> dict[str, int]:
         """Events behind the head of the log, per projection."""
@@ -68,35 +91,58 @@ class Projector:
         positions = {p.name: self.store.position(p.name) for p in self.projections}
         read = 0
         while True:
-            events = self.source.read(after=min(positions.values()), limit=self.batch_size)
-            if stop_at is not None:
-                events = [e for e in events if e.position <= stop_at]
-            if not events:
+            with cycle_collector_paused():
+                last = self._batch(positions, stop_at)
+            if last == 0:
                 return read
-            for projection in self.projections:
-                todo = [e for e in events if e.position > positions[projection.name]]
-                if not todo:
-                    continue
-                try:
-                    self._apply(projection, todo, positions[projection.name])
-                    positions[projection.name] = todo[-1].position
-                except TrackingConflict:
-                    positions[projection.name] = self.store.position(projection.name)
-            read += len(events)
+            read += last
             if progress is not None:
-                progress(events[-1].position, self.source.head())
+                progress(min(positions.values()), self.source.head())
 
-    def _apply(self, projection: Projection, events: list[LoggedEvent], expected: int) -> None:
+    def _batch(self, positions: dict[str, int], stop_at: int | None) -> int:
+        """Read one batch and feed it to every projection; returns events read."""
+        after = min(positions.values())
+        limit = self.batch_size if stop_at is None else min(self.batch_size, stop_at - after)
+        events = self.source.read(after=after, limit=limit) if limit > 0 else []
+        if stop_at is not None:
+            events = [e for e in events if e.position <= stop_at]
+        if not events:
+            return 0
+        for projection in self.projections:
+            done = positions[projection.name]
+            todo = events if done < events[0].position else [e for e in events if e.position > done]
+            if not todo:
+                continue
+            try:
+                self._apply(projection, self._wanted_by(projection, todo), done, todo[-1].position)
+                positions[projection.name] = todo[-1].position
+            except TrackingConflict:
+                positions[projection.name] = self.store.position(projection.name)
+        return len(events)
+
+    def _wanted_by(self, projection: Projection, events: list[LoggedEvent]) -> list[LoggedEvent]:
+        wanted = self._wanted.get(projection.name)
+        if wanted is None:
+            return events
+        assert isinstance(projection, SelectsEvents)
+        for kind in {e.kind for e in events}.difference(wanted):
+            wanted[kind] = projection.wants(kind)
+        return [e for e in events if wanted[e.kind]]
+
+    def _apply(
+        self, projection: Projection, events: list[LoggedEvent], expected: int, position: int
+    ) -> None:
+        """Handle `events` and move the projection's tracking to `position` in one commit."""
         rows = self.store.rows(projection)
         try:
             for event in events:
                 projection.handle(event, rows)
             if isinstance(projection, FinishesBatches):
-                projection.finish(rows, events[-1].position)
+                projection.finish(rows, position)
         except BaseException:
             self.store.abort(rows)  # release the batch's transaction (and SQLite's lock)
             raise
-        self.store.commit(projection, rows, position=events[-1].position, expected=expected)
+        self.store.commit(projection, rows, position=position, expected=expected)
 
     def follow(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
         """Keep up with the log until `stop` is set."""

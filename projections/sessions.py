@@ -25,9 +25,14 @@ class SessionsProjection:
     version = 1
     tables: tuple[TableSpec, ...] = (SESSIONS,)
 
+    def wants(self, kind: str) -> bool:
+        return kind.startswith("TradingSession.")
+
     def handle(self, event: LoggedEvent, rows: Rows) -> None:
+        if not self.wants(event.kind):
+            return
         s = event.state
-        at = s["timestamp"].isoformat()
+        at = event.at
         if event.kind == "TradingSession.Started":
             rows.put(
                 "sessions",

@@ -6,7 +6,7 @@ so a rebuild on SQLite and on PostgreSQL dumps the same bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
@@ -21,19 +21,41 @@ class TableSpec:
     integer_columns: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
 class LoggedEvent:
-    """One notification, decoded: its log position, topic, originator and event state."""
+    """One notification, decoded: its log position, topic, originator and event state.
 
-    position: int
-    topic: str
-    originator_id: str
-    originator_version: int
-    state: dict[str, Any]
-    kind: str = field(init=False)  # 'Aggregate.Event', e.g. 'Order.Placed'
+    A plain slotted class rather than a frozen dataclass: a rebuild makes one per event
+    of the log, and the frozen dataclass's constructor was a tenth of the projecting.
+    Projections treat it as read-only.
+    """
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", self.topic.split(":", 1)[1])
+    __slots__ = ("_at", "kind", "originator_id", "originator_version", "position", "state", "topic")
+
+    def __init__(
+        self,
+        position: int,
+        topic: str,
+        originator_id: str,
+        originator_version: int,
+        state: dict[str, Any],
+    ) -> None:
+        self.position = position
+        self.topic = topic
+        self.originator_id = originator_id
+        self.originator_version = originator_version
+        self.state = state
+        self.kind: str = topic.split(":", 1)[1]  # 'Aggregate.Event', e.g. 'Order.Placed'
+        self._at: str | None = None
+
+    @property
+    def at(self) -> str:
+        """The event's timestamp as ISO text, made once however many projections want it."""
+        if self._at is None:
+            self._at = self.state["timestamp"].isoformat()
+        return self._at
+
+    def __repr__(self) -> str:
+        return f"LoggedEvent({self.position}, {self.kind}, {self.originator_id})"
 
 
 class Rows(Protocol):
@@ -52,6 +74,17 @@ class Projection(Protocol):
     tables: tuple[TableSpec, ...]
 
     def handle(self, event: LoggedEvent, rows: Rows) -> None: ...
+
+
+@runtime_checkable
+class SelectsEvents(Protocol):
+    """A projection that reads only some kinds of event.
+
+    The projector hands it just those (its tracking position still moves over the rest),
+    which spares a call per event of the log for every kind the projection ignores.
+    """
+
+    def wants(self, kind: str) -> bool: ...
 
 
 @runtime_checkable
