@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from adapters.read_store import SqlReadStore
+from adapters.event_log import StoredEventSource
+from adapters.read_store import SqlReadStore, engines
 from application.ports import ReconciliationItem, ReconciliationReport
 from projections.reconciliation import ReconciliationProjection
 from projections.runner import EventSource, Projector
 
 
 class ProjectedReconciliation:
+    @staticmethod
+    @contextmanager
+    def opened(
+        store_env: dict[str, str], database_url: str | None, home: Path
+    ) -> Iterator[ProjectedReconciliation]:
+        """On the event store's own database (`store_env`, the process's eventsourcing
+        environment for it), closed on exit."""
+        engine, schema = engines(database_url, home)
+        source = StoredEventSource(store_env)
+        store = SqlReadStore(engine, schema)
+        try:
+            yield ProjectedReconciliation(source, store)
+        finally:
+            store.close()
+            source.close()
+
     def __init__(self, source: EventSource, store: SqlReadStore) -> None:
         self.store = store
         self.projection = ReconciliationProjection()

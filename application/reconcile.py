@@ -7,6 +7,9 @@ canceled but the venue still has are canceled there, orders we never placed are 
 
 The snapshot is taken between two fill polls and retaken when fills arrived meanwhile,
 so a fill in flight does not show up as a false difference.
+
+Under a policy that expects the baseline (shadow) the account is only read: nothing is
+canceled there, and `run(rebase=True)` records the snapshot later ones are judged against.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from domain.reconciliation import (
     BREAK,
     CANCEL_AT_VENUE,
     DRIFT,
+    EXPECT_BASELINE,
     LOOKUP,
     UNKNOWN_ORDER,
     Policy,
@@ -87,10 +91,13 @@ class ReconcileService:
             self.router.resolve_open()
         return self.run()
 
-    def run(self) -> ReconcileOutcome:
-        """One snapshot, recorded and judged; order items acted on, then judged again."""
+    def run(self, *, rebase: bool = False) -> ReconcileOutcome:
+        """One snapshot, recorded and judged; order items acted on, then judged again.
+
+        `rebase`: under a baseline policy, this snapshot becomes the baseline (a shadow
+        session's start: whatever the real account holds then is what it should keep)."""
         self.record_policy()
-        report, snapshot = self._judge()
+        report, snapshot = self._judge(rebase and self.policy.expect == EXPECT_BASELINE)
         actions = list(self._act(report, snapshot))
         if actions:
             report, snapshot = self._judge()
@@ -134,13 +141,14 @@ class ReconcileService:
         raise ConcurrencyConflict("reconciliation policy: gave up after 10 conflicting writes")
 
     # --- steps -----------------------------------------------------------------------------
-    def _judge(self) -> tuple[ReconciliationReport, AccountSnapshot]:
+    def _judge(self, baseline: bool = False) -> tuple[ReconciliationReport, AccountSnapshot]:
         snapshot = self._stable_snapshot()
         self.app.record_exchange_snapshot(
             self.venue,
             balances=snapshot.balances,
             positions=snapshot.positions,
             open_orders=snapshot.open_orders,
+            baseline=baseline,
         )
         account: ExchangeAccount = self.app.repository.get(
             exchange_account_id(self.app.account_id, self.venue)
@@ -185,7 +193,7 @@ class ReconcileService:
                         {"venue": self.venue, "order": item.item},
                     )
                 )
-                if self.cancel_unknown_orders:
+                if self.cancel_unknown_orders and self.policy.expect != EXPECT_BASELINE:
                     yield self._cancel(item, at_venue.get(item.item), "not ours")
             elif item.action == APPLY_FILLS and self.router is not None and not fills_polled:
                 fills_polled = True

@@ -34,6 +34,7 @@ class ExchangeAccount(AISAggregate):
         balances: dict[str, Any],
         positions: list[dict[str, Any]],
         open_orders: list[dict[str, Any]],
+        baseline: bool = False,  # what later snapshots are judged against (shadow's start)
     ) -> None:
         self.snapshots += 1
         self.last_taken_at = taken_at.isoformat()

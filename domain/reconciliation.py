@@ -29,6 +29,12 @@ LOOKUP, CANCEL_AT_VENUE, UNKNOWN_ORDER, APPLY_FILLS = (
 )
 _SEVERITY = {MATCHED: 0, DRIFT: 1, BREAK: 2}
 MARKETS = ("spot", "swap")
+# What a snapshot is judged against. LOG: what the log says we hold (session funding,
+# fills, our open orders): live. BASELINE: the account as the snapshot flagged `baseline`
+# showed it: shadow, where the real account is only read and our orders and fills are
+# the paper venue's, so anything that moves the real account was done outside AIS.
+EXPECT_LOG, EXPECT_BASELINE = "log", "baseline"
+EXPECTS = (EXPECT_LOG, EXPECT_BASELINE)
 _NS = uuid5(NAMESPACE_URL, "ais:reconciliation-policy")
 ZERO = Decimal(0)
 
@@ -75,10 +81,13 @@ class Policy:
     tolerances: dict[str, Tolerance] = field(default_factory=dict)
     default: Tolerance = EXACT
     ignore_assets: tuple[str, ...] = ()
+    expect: str = EXPECT_LOG  # EXPECT_LOG | EXPECT_BASELINE
 
     def __post_init__(self) -> None:
         if self.market not in MARKETS:
             raise InvalidCommand(f"market must be one of {', '.join(MARKETS)}, got {self.market!r}")
+        if self.expect not in EXPECTS:
+            raise InvalidCommand(f"expect must be one of {', '.join(EXPECTS)}, got {self.expect!r}")
 
     def tolerance(self, asset: str) -> Tolerance:
         return self.tolerances.get(asset, self.default)
@@ -99,6 +108,7 @@ class Policy:
             "tolerances": {k: t.to_dict() for k, t in sorted(self.tolerances.items())},
             "default": self.default.to_dict(),
             "ignore_assets": sorted(self.ignore_assets),
+            "expect": self.expect,
         }
 
     @staticmethod
@@ -110,6 +120,7 @@ class Policy:
             tolerances={k: Tolerance.from_dict(v) for k, v in data["tolerances"].items()},
             default=Tolerance.from_dict(data["default"]),
             ignore_assets=tuple(data["ignore_assets"]),
+            expect=data.get("expect", EXPECT_LOG),  # policies recorded before shadow's
         )
 
 

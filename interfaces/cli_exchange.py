@@ -45,15 +45,13 @@ class ExchangeSide:
 def exchange_side(settings: Settings, trading: TradingApp | None = None) -> Iterator[ExchangeSide]:
     """The composition root for the exchange: gateway, router, reconciliation."""
     from adapters.alerts import LoggingAlerts, MemoryAlerts
-    from adapters.event_log import StoredEventSource
     from adapters.exchange.ccxt_gateway import CcxtGateway
     from adapters.exchange.config import load_exchange, load_reconciliation
     from adapters.persistence import eventsourcing_env
-    from adapters.read_store import SqlReadStore, engines
     from adapters.reconciliation_view import ProjectedReconciliation
     from application.order_router import OrderRouter
-    from application.reconcile import ReconcileService
     from interfaces.bootstrap import build_app
+    from interfaces.run_reconcile import account_service, shadowed
 
     exchange = load_exchange(settings.config_dir / "exchange.toml")
     if not exchange.gateway.api_key or not exchange.gateway.secret:
@@ -61,30 +59,23 @@ def exchange_side(settings: Settings, trading: TradingApp | None = None) -> Iter
             "no exchange credentials: set AIS_EXCHANGE_API_KEY and AIS_EXCHANGE_API_SECRET "
             "(or AIS_EXCHANGE_API_SECRET_FILE)"
         )
+    store_env = eventsourcing_env(settings.database_url, settings.home)
     app = trading or build_app(settings)
-    engine, schema = engines(settings.database_url, settings.home)
-    source = StoredEventSource(eventsourcing_env(settings.database_url, settings.home))
-    store = SqlReadStore(engine, schema)
     try:
-        reconciliation = load_reconciliation(
-            settings.config_dir / "reconciliation.toml", app.catalog, exchange.gateway.market
-        )
-        alerts = MemoryAlerts(LoggingAlerts())
-        gateway = CcxtGateway(exchange.gateway, app.catalog, alerts=alerts)
-        router = OrderRouter(app, gateway, alerts, unknown_outcome=exchange.unknown_outcome)
-        service = ReconcileService(
-            app,
-            gateway,
-            ProjectedReconciliation(source, store),
-            alerts,
-            reconciliation.policy,
-            router=router,
-            cancel_unknown_orders=reconciliation.cancel_unknown_orders,
-        )
-        yield ExchangeSide(app, gateway, router, service, alerts)
+        with ProjectedReconciliation.opened(
+            store_env, settings.database_url, settings.home
+        ) as view:
+            reconciliation = load_reconciliation(
+                settings.config_dir / "reconciliation.toml", app.catalog, exchange.gateway.market
+            )
+            alerts = MemoryAlerts(LoggingAlerts())
+            gateway = CcxtGateway(exchange.gateway, app.catalog, alerts=alerts)
+            router = OrderRouter(app, gateway, alerts, unknown_outcome=exchange.unknown_outcome)
+            service = account_service(  # during a shadow session, as its loop does
+                app, gateway, view, alerts, reconciliation, router, shadow=shadowed(app)
+            )
+            yield ExchangeSide(app, gateway, router, service, alerts)
     finally:
-        store.close()
-        source.close()
         if trading is None:
             app.close()
 

@@ -12,6 +12,12 @@ Per snapshot, items are compared:
 - orders: open orders at the venue ↔ our orders submitted and not ended.
 |difference| ≤ matched → MATCHED, ≤ drift → DRIFT, beyond → BREAK; an order the venue
 has open that we consider filled, rejected or expired is a BREAK.
+
+Under a policy that expects the baseline (shadow: the real account is only read, our
+orders and fills are the paper venue's), every snapshot is compared instead with the
+baseline: the last snapshot recorded with `baseline` set (else the first one). Balances
+and positions are judged with the same tolerances; an order opened or gone since then is a
+DRIFT, and an order of ours open at the real account is a BREAK (shadow leaked an order).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from domain.reconciliation import (
     BREAK,
     CANCEL_AT_VENUE,
     DRIFT,
+    EXPECT_BASELINE,
     LOOKUP,
     MATCHED,
     UNKNOWN_ORDER,
@@ -75,6 +82,8 @@ _ORDERS = TableSpec(
 _CLIENT_IDS = TableSpec("recon_client_ids", ("client_order_id", "order_id"), ("client_order_id",))
 _ACCOUNTS = TableSpec("recon_accounts", ("account_id", "venue"), ("account_id",))
 _POLICIES = TableSpec("recon_policies", ("venue", "policy"), ("venue",))
+# What a baseline policy judges snapshots against: one normalized snapshot per venue.
+_BASELINES = TableSpec("recon_baselines", ("venue", "snapshot", "held"), ("venue",), ("snapshot",))
 
 
 def _text(value: Decimal) -> str:
@@ -83,7 +92,7 @@ def _text(value: Decimal) -> str:
 
 class ReconciliationProjection:
     name = "reconciliation"
-    version = 1
+    version = 2
     tables: tuple[TableSpec, ...] = (
         RESULTS,
         ITEMS,
@@ -93,6 +102,7 @@ class ReconciliationProjection:
         _CLIENT_IDS,
         _ACCOUNTS,
         _POLICIES,
+        _BASELINES,
     )
 
     def handle(self, event: LoggedEvent, rows: Rows) -> None:
@@ -182,14 +192,17 @@ class ReconciliationProjection:
         venue = account["venue"]
         found = rows.get("recon_policies", (venue,))
         policy = Policy.from_dict(json.loads(found["policy"])) if found else Policy()
-        cash_row = rows.get("recon_cash", (1,))
-        cash = dec(cash_row["cash"]) if cash_row else ZERO
-        lots = {
-            r["instrument"]: Lot(dec(r["quantity"]), dec(r["average_entry"]))
-            for r in rows.scan("recon_lots")
-        }
-        items = self._holdings(policy, cash, lots, s)
-        items += self._orders(rows, s["open_orders"])
+        if policy.expect == EXPECT_BASELINE:
+            items = self._against_baseline(policy, rows, venue, event)
+        else:
+            cash_row = rows.get("recon_cash", (1,))
+            cash = dec(cash_row["cash"]) if cash_row else ZERO
+            lots = {
+                r["instrument"]: Lot(dec(r["quantity"]), dec(r["average_entry"]))
+                for r in rows.scan("recon_lots")
+            }
+            items = self._holdings(policy, cash, lots, s)
+            items += self._orders(rows, s["open_orders"])
         snapshot = event.originator_version
         for item in items:
             rows.put("reconciliation_items", {"venue": venue, "snapshot": snapshot, **item})
@@ -255,9 +268,7 @@ class ReconciliationProjection:
 
     @staticmethod
     def _orders(rows: Rows, open_orders: list[dict[str, Any]]) -> list[Row]:
-        at_venue = {
-            o["client_order_id"] or f"venue:{o['exchange_order_id']}": o for o in open_orders
-        }
+        at_venue = {_order_key(o): o for o in open_orders}
         ours = {r["client_order_id"]: r for r in rows.scan("recon_orders") if r["status"] in _OPEN}
         items = []
         for client_id in sorted(set(at_venue) | set(ours)):
@@ -270,13 +281,108 @@ class ReconciliationProjection:
             items.append(_order_item(client_id, order, venue_order))
         return items
 
+    # --- against the baseline (shadow) ---------------------------------------------------------
+    @staticmethod
+    def _against_baseline(policy: Policy, rows: Rows, venue: str, event: LoggedEvent) -> list[Row]:
+        now = _held(event.state)
+        base = rows.get("recon_baselines", (venue,))
+        if event.state.get("baseline") or base is None:
+            base = {
+                "venue": venue,
+                "snapshot": event.originator_version,
+                "held": json.dumps(now, sort_keys=True, separators=(",", ":")),
+            }
+            rows.put("recon_baselines", base)
+        before = json.loads(base["held"])
+        basis = f" since baseline snapshot {base['snapshot']}"
+        items: list[Row] = []
+        for kind, group in (("position", "positions"), ("balance", "balances")):
+            was, is_ = before[group], now[group]
+            for name in sorted(set(was) | set(is_)):
+                if kind == "balance" and name in policy.ignore_assets:
+                    continue
+                asset = policy.assets_of(name)[0] if kind == "position" else name
+                expected, observed = dec(was.get(name, ZERO)), dec(is_.get(name, ZERO))
+                items.append(_compare(kind, name, expected, observed, policy, asset, basis))
+        for key in sorted(set(before["orders"]) | set(now["orders"])):
+            ours = rows.get("recon_client_ids", (key,)) is not None
+            orders = before["orders"].get(key), now["orders"].get(key)
+            items.append(_baseline_order_item(key, *orders, ours))
+        return items
+
+
+def _held(s: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A snapshot as decimal text: balances and positions by name, open orders by key as
+    [quantity, filled]; the part of it a baseline keeps."""
+    return {
+        "balances": {a: _text(dec(b["total"])) for a, b in s["balances"].items()},
+        "positions": {p["instrument"]: _text(dec(p["quantity"])) for p in s["positions"]},
+        "orders": {
+            _order_key(o): [_text(dec(o["quantity"])), _text(dec(o["filled"]))]
+            for o in s["open_orders"]
+        },
+    }
+
+
+def _baseline_order_item(
+    key: str, before: list[str] | None, now: list[str] | None, ours: bool
+) -> Row:
+    """An open order at the real account compared with the baseline: none of them is ours."""
+    expected = None if before is None else dec(before[0]) - dec(before[1])
+    observed = None if now is None else dec(now[0]) - dec(now[1])
+    action = ""
+    if before is not None and before == now:
+        status, note = MATCHED, ""
+    elif now is None:
+        status, note = DRIFT, "open at the baseline, no longer open at the venue"
+    elif ours and before is None:
+        status, note = BREAK, "an order of this system is open at the real account"
+    elif before is None:
+        status, note, action = DRIFT, "opened at the venue since the baseline", UNKNOWN_ORDER
+    else:
+        status, note = DRIFT, f"quantity/filled {'/'.join(now)}, at the baseline {'/'.join(before)}"
+    return _order_row(key, expected, observed, status, note, action)
+
+
+def _order_row(
+    key: str,
+    expected: Decimal | None,
+    observed: Decimal | None,
+    status: str,
+    note: str,
+    action: str,
+) -> Row:
+    return {
+        "kind": "order",
+        "item": key,
+        "expected": None if expected is None else _text(expected),
+        "observed": None if observed is None else _text(observed),
+        "difference": None if expected is None or observed is None else _text(observed - expected),
+        "matched_within": "0",
+        "drift_within": "0",
+        "status": status,
+        "note": note,
+        "action": action,
+    }
+
+
+def _order_key(order: dict[str, Any]) -> str:
+    return str(order["client_order_id"] or f"venue:{order['exchange_order_id']}")
+
 
 def _compare(
-    kind: str, item: str, expected: Decimal, observed: Decimal, policy: Policy, asset: str
+    kind: str,
+    item: str,
+    expected: Decimal,
+    observed: Decimal,
+    policy: Policy,
+    asset: str,
+    basis: str = "",
 ) -> Row:
     tolerance = policy.tolerance(asset)
     difference = observed - expected
     status = tolerance.classify(difference)
+    note = f"{kind} differs by {_text(difference)} {asset}{basis}"
     return {
         "kind": kind,
         "item": item,
@@ -286,7 +392,7 @@ def _compare(
         "matched_within": _text(tolerance.matched),
         "drift_within": _text(tolerance.drift),
         "status": status,
-        "note": "" if status == MATCHED else f"{kind} differs by {_text(difference)} {asset}",
+        "note": "" if status == MATCHED else note,
         "action": "",
     }
 
@@ -316,15 +422,4 @@ def _order_item(client_id: str, order: Row | None, venue: dict[str, Any] | None)
         status, note, action = DRIFT, "filled more at the venue: fills not yet applied", APPLY_FILLS
     else:
         status, note = BREAK, "filled more here than at the venue"
-    return {
-        "kind": "order",
-        "item": client_id,
-        "expected": None if expected is None else _text(expected),
-        "observed": None if observed is None else _text(observed),
-        "difference": None if expected is None or observed is None else _text(observed - expected),
-        "matched_within": "0",
-        "drift_within": "0",
-        "status": status,
-        "note": note,
-        "action": action,
-    }
+    return _order_row(client_id, expected, observed, status, note, action)

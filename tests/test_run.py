@@ -132,10 +132,12 @@ def test_one_loop_per_account_and_a_clean_sigterm(store_url: str | None, tmp_pat
 
 
 def venue_config(tmp_path: Path) -> Path:
-    """The bundled risk and exchange config, trading only BTC-USDT (what the fake serves)."""
+    """The bundled risk, reconciliation and exchange config, trading only BTC-USDT (what the
+    fake serves)."""
     config = tmp_path / "config"
     config.mkdir()
-    (config / "risk.toml").write_text((ROOT / "config" / "risk.toml").read_text())
+    for name in ("risk.toml", "reconciliation.toml"):
+        (config / name).write_text((ROOT / "config" / name).read_text())
     (config / "exchange.toml").write_text(
         (ROOT / "config" / "exchange.toml")
         .read_text()

@@ -56,6 +56,7 @@ class _Tolerance(_Model):
 class _Reconciliation(_Model):
     ignore_assets: list[str] = Field(default_factory=list)
     cancel_unknown_orders: bool = False
+    snapshot_every_seconds: Decimal = Field(Decimal(60), gt=0)
     default: _Tolerance
     assets: dict[str, _Tolerance] = Field(default_factory=dict)
 
@@ -96,6 +97,7 @@ class ExchangeSettings:
 class ReconciliationSettings:
     policy: Policy
     cancel_unknown_orders: bool
+    snapshot_every: timedelta = timedelta(seconds=60)  # `ais run`: between two snapshots
 
 
 def load_exchange(path: Path, environment: ExchangeEnvironment | None = None) -> ExchangeSettings:
@@ -154,4 +156,5 @@ def load_reconciliation(
             ignore_assets=tuple(r.ignore_assets),
         ),
         cancel_unknown_orders=r.cancel_unknown_orders,
+        snapshot_every=timedelta(seconds=float(r.snapshot_every_seconds)),
     )

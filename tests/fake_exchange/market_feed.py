@@ -21,6 +21,7 @@ from tests.fake_exchange.book import FIXTURES, VenueError
 
 CSV = Path(__file__).resolve().parents[2] / "data" / "binance_BTCUSDT_1m.csv"
 MINUTE_MS = 60_000
+INTERVAL_MS = {"1s": 1000, "1m": MINUTE_MS}  # the kline intervals the fake can serve
 
 
 def _doc(name: str) -> Any:
@@ -42,6 +43,19 @@ class KlineFeed:
     lock: threading.Lock = field(default_factory=threading.Lock)
     funding_rate: str = "0.00010000"  # lastFundingRate of /fapi/v1/premiumIndex
     ignore_end_time: bool = False  # answer past endTime (a venue sending the forming bar)
+    interval: str = "1m"  # the one kline interval served
+
+    @classmethod
+    def on_grid(cls, rows: list[list[str]], interval: str, first_open_ms: int) -> KlineFeed:
+        """Recorded bars re-timed onto `interval` from `first_open_ms` on, so a loop on the
+        wall clock sees a new bar close every interval (seconds-long shadow runs)."""
+        step = INTERVAL_MS[interval]
+        timed = [[str(first_open_ms + i * step), *r[1:]] for i, r in enumerate(rows)]
+        return cls(rows=timed, interval=interval)
+
+    @property
+    def step_ms(self) -> int:
+        return INTERVAL_MS[self.interval]
 
     def corrupt(self, opens_ms: int, **changes: str) -> None:
         """Serve the bar opening at `opens_ms` with the given columns replaced
@@ -61,7 +75,7 @@ class KlineFeed:
             return [self.corruptions.get(int(r[0]), r) for r in self.rows]
 
 
-def _kline(row: list[str]) -> list[Any]:
+def _kline(row: list[str], step_ms: int) -> list[Any]:
     template = _doc("klines_response")[0]
     opens = int(row[0])
     volume = Decimal(row[5])
@@ -69,7 +83,7 @@ def _kline(row: list[str]) -> list[Any]:
     out: list[Any] = [
         opens,
         *(f"{Decimal(x):.8f}" if _is_number(x) else x for x in row[1:6]),
-        opens + MINUTE_MS - 1,
+        opens + step_ms - 1,
         f"{quote:.8f}",
         0,
         f"{Decimal(0):.8f}",
@@ -91,7 +105,7 @@ def _is_number(text: str) -> bool:
 def klines(feed: KlineFeed, params: dict[str, str], now_ms: int) -> list[list[Any]]:
     if params.get("symbol") != "BTCUSDT":
         raise VenueError(400, -1121, "Invalid symbol.")
-    if params.get("interval") != "1m":
+    if params.get("interval") != feed.interval:
         raise VenueError(400, -1120, "Invalid interval.")
     start = int(params.get("startTime", "0"))
     end = int(params.get("endTime", str(now_ms)))
@@ -99,7 +113,7 @@ def klines(feed: KlineFeed, params: dict[str, str], now_ms: int) -> list[list[An
         end = now_ms
     limit = min(int(params.get("limit", "500")), 1000)
     rows = [r for r in feed.served() if start <= int(r[0]) <= end]
-    return [_kline(r) for r in rows[:limit]]
+    return [_kline(r, feed.step_ms) for r in rows[:limit]]
 
 
 def ticker_24hr(feed: KlineFeed, params: dict[str, str], now_ms: int) -> dict[str, Any]:
@@ -129,7 +143,7 @@ def ticker_24hr(feed: KlineFeed, params: dict[str, str], now_ms: int) -> dict[st
         "volume": f"{volume:.8f}",
         "quoteVolume": f"{quote:.8f}",
         "openTime": int(first[0]),
-        "closeTime": int(last[0]) + MINUTE_MS - 1,
+        "closeTime": int(last[0]) + feed.step_ms - 1,
         "firstId": 1,
         "lastId": len(rows),
         "count": len(rows),
