@@ -24,18 +24,35 @@ class LeaseHeld(Exception):
         self.account_id = account_id
 
 
+def advisory_key(*parts: str) -> int:
+    """A signed 64-bit PostgreSQL advisory-lock key naming what the lock guards."""
+    digest = hashlib.sha256("\0".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def lease_key(scope: str, account_id: str) -> int:
     """A signed 64-bit advisory-lock key for (store scope, account)."""
-    digest = hashlib.sha256(f"ais-run\0{scope}\0{account_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    return advisory_key("ais-run", scope, account_id)
+
+
+class LeaseUnknown(Exception):
+    """The lease's database is unreachable: whether we still hold it cannot be told."""
 
 
 class Lease:
     """Held from `acquire_lease` until `release()` (or process exit)."""
 
-    def __init__(self, account_id: str, release: Any) -> None:
+    def __init__(self, account_id: str, release: Any, check: Any = None) -> None:
         self.account_id = account_id
         self._release = release
+        self._check = check
+
+    def check(self) -> None:
+        """Raise LeaseHeld if another process took the lease, LeaseUnknown if that cannot
+        be told now. A PostgreSQL lease goes with its connection: when a database outage
+        dropped it, it is taken again here, unless someone else was quicker."""
+        if self._check is not None:
+            self._check()
 
     def release(self) -> None:
         if self._release is not None:
@@ -82,8 +99,36 @@ def _postgres(account_id: str, database_url: str) -> Lease:
     schema = parse_qs(parsed.query).get("schema", ["public"])[0]
     scheme = "postgresql" if parsed.scheme.startswith("postgres") else parsed.scheme
     conninfo = urlunparse(parsed._replace(scheme=scheme, query=""))
-    conn = psycopg.connect(conninfo, autocommit=True)
     key = lease_key(f"{parsed.hostname}:{parsed.port}{parsed.path}?{schema}", account_id)
+    held = [_lock(conninfo, key, account_id)]
+
+    def check() -> None:
+        try:
+            held[0].execute("SELECT 1")
+            return
+        except psycopg.Error:
+            held[0].close()
+        try:
+            held[0] = _lock(conninfo, key, account_id)
+        except psycopg.Error as exc:
+            raise LeaseUnknown(f"account {account_id}: lease unknown: {exc}") from None
+
+    def release() -> None:
+        try:
+            held[0].execute("SELECT pg_advisory_unlock(%s)", (key,))
+        except psycopg.Error:
+            pass  # the connection is gone, and the lock with it
+        finally:
+            held[0].close()
+
+    return Lease(account_id, release, check)
+
+
+def _lock(conninfo: str, key: int, account_id: str) -> Any:
+    """A connection holding the advisory lock `key`, or LeaseHeld."""
+    import psycopg
+
+    conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
     try:
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
     except Exception:
@@ -92,11 +137,4 @@ def _postgres(account_id: str, database_url: str) -> Lease:
     if not row or not row[0]:
         conn.close()
         raise LeaseHeld(account_id)
-
-    def release() -> None:
-        try:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-        finally:
-            conn.close()
-
-    return Lease(account_id, release)
+    return conn

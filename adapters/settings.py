@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +15,7 @@ from domain.limits import RiskLimits
 from domain.values import Instrument, InstrumentCatalog
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class ConfigError(ValueError):
@@ -33,6 +34,12 @@ class Settings(BaseSettings):
     config_dir: Path = PROJECT_ROOT / "config"
     account_id: str = "default"
     api_tokens_file: Path | None = None
+    log_level: LogLevel = "INFO"  # of the JSON log lines on stderr (ais run/serve/project)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @property
     def keys_file(self) -> Path:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from adapters.logging_json import configure_logging
 from adapters.settings import Settings
 from interfaces.console import one_line_errors
 from interfaces.http.tokens import (
@@ -87,6 +88,7 @@ def serve(
     if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
         raise _fail(f"--log-level {log_level!r}: critical, error, warning, info or debug")
     settings = Settings()
+    configure_logging(settings.log_level)  # uvicorn's loggers too (log_config=None below)
     tokens = TokenStore(tokens_file(settings))  # unreadable file: one line, exit 1
     if not len(tokens):
         print(
@@ -120,7 +122,9 @@ def serve(
             port=int(port),
             access_log=access_log,
             log_level=log_level,
+            log_config=None,
             proxy_headers=False,
+            timeout_graceful_shutdown=3,  # open console streams must not hold a stop
         )
     finally:
         services.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +28,22 @@ from domain.values import Mode
 from projections.registry import all_projections
 from projections.runner import Projector
 from projections.spec import Projection
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """CLI commands run in-process configure the root logger; give the next test a clean one."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+
 
 PG_DSN = os.environ.get("AIS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 SECRET = "s" * 40
