@@ -9,15 +9,19 @@ from __future__ import annotations
 import bisect
 import csv
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from application.ports import Candle
+from domain.values import MAX_MAGNITUDE
 
 COLUMNS = ("timestamp_ms", "open", "high", "low", "close", "volume")
+
+
+FIELD_LIMIT = 64  # characters in one candle field: a millisecond stamp or a decimal
 
 
 class CandleDataError(ValueError):
@@ -39,6 +43,8 @@ def _decimal(value: str, where: str, name: str) -> Decimal:
         raise CandleDataError(f"{where}: {name} is not a number: {value!r}") from None
     if not result.is_finite():
         raise CandleDataError(f"{where}: {name} is not finite: {value!r}")
+    if abs(result) >= MAX_MAGNITUDE:
+        raise CandleDataError(f"{where}: {name} is out of range: {value!r}")
     return result
 
 
@@ -68,25 +74,17 @@ def checked_bar(
 def read_candles(path: Path, instrument: str) -> CandleSeries:
     """Parse and check one file; the timeframe is the smallest step between bars."""
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        # Undecodable bytes stay in the text as surrogates, so the field that holds them
+        # is refused with its exact line ("not a number"), like any other bad value.
+        handle = path.open(newline="", encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
         raise CandleDataError(f"{path}: cannot read: {exc.strerror}") from None
     with handle:
         reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or tuple(h.strip() for h in header[:6]) != COLUMNS:
-            raise CandleDataError(f"{path}: header must be {','.join(COLUMNS)}")
-        candles: list[Candle] = []
-        for line, row in enumerate(reader, start=2):
-            where = f"{path}:{line}"
-            if len(row) < 6:
-                raise CandleDataError(f"{where}: expected 6 columns, got {len(row)}")
-            try:
-                opens_at = datetime.fromtimestamp(int(row[0]) / 1000, tz=UTC)
-            except (ValueError, OverflowError, OSError):
-                raise CandleDataError(f"{where}: bad timestamp {row[0]!r}") from None
-            previous = candles[-1] if candles else None
-            candles.append(checked_bar(where, instrument, opens_at, row[1:6], previous, row[0]))
+        try:
+            candles = _rows(path, instrument, reader)
+        except csv.Error as exc:  # e.g. a NUL byte
+            raise CandleDataError(f"{path}:{reader.line_num}: {exc}") from None
     if len(candles) < 2:
         raise CandleDataError(f"{path}: needs at least two candles")
     steps = [b.opens_at - a.opens_at for a, b in itertools.pairwise(candles)]
@@ -99,6 +97,30 @@ def read_candles(path: Path, instrument: str) -> CandleSeries:
     if any(step % timeframe for step in steps):
         raise CandleDataError(f"{path}: bars are not aligned to a {timeframe} grid")
     return CandleSeries(instrument, timeframe, tuple(candles), gaps)
+
+
+def _rows(path: Path, instrument: str, reader: Iterator[list[str]]) -> list[Candle]:
+    header = next(reader, None)
+    if header is None or tuple(h.strip() for h in header[:6]) != COLUMNS:
+        raise CandleDataError(f"{path}: header must be {','.join(COLUMNS)}")
+    candles: list[Candle] = []
+    for line, row in enumerate(reader, start=2):
+        where = f"{path}:{line}"
+        if len(row) < 6:
+            raise CandleDataError(f"{where}: expected 6 columns, got {len(row)}")
+        longest = max(len(field) for field in row)
+        if longest > FIELD_LIMIT:
+            # csv's own field limit is process-wide state that other readers may raise
+            raise CandleDataError(
+                f"{where}: a field of {longest} characters is over the {FIELD_LIMIT} limit"
+            )
+        try:
+            opens_at = datetime.fromtimestamp(int(row[0]) / 1000, tz=UTC)
+        except (ValueError, OverflowError, OSError):
+            raise CandleDataError(f"{where}: bad timestamp {row[0]!r}") from None
+        previous = candles[-1] if candles else None
+        candles.append(checked_bar(where, instrument, opens_at, row[1:6], previous, row[0]))
+    return candles
 
 
 def instrument_from_filename(path: Path) -> str:

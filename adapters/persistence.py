@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -13,10 +14,12 @@ def eventsourcing_env(database_url: str | None, home: Path) -> dict[str, str]:
     common = {"AGGREGATE_CACHE_MAXSIZE": "1000"}
     if not database_url:
         home.mkdir(parents=True, exist_ok=True)
+        database = home / "ais.sqlite"
+        _refuse_foreign_file(database)
         return {
             **common,
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": str(home / "ais.sqlite"),
+            "SQLITE_DBNAME": str(database),
             "SQLITE_LOCK_TIMEOUT": "30",
         }
     url = urlparse(database_url)
@@ -41,3 +44,28 @@ def eventsourcing_env(database_url: str | None, home: Path) -> dict[str, str]:
     if schema:
         env["POSTGRES_SCHEMA"] = schema
     return env
+
+
+def _refuse_foreign_file(path: Path) -> None:
+    """A file that is not SQLite (corrupted, or something else at that path) is refused
+    before the store opens it, so it is never written to and the error names it.
+
+    Read through SQLite, not a plain file handle: closing any handle on the database
+    file drops every POSIX lock this process's open connections hold on it, and another
+    process closing its last connection would then delete the WAL and shared memory from
+    under them ("disk I/O error"). SQLite's own file layer defers such a close.
+    """
+    if not path.exists():
+        return
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            connection.execute("PRAGMA schema_version").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise ConfigError(
+                f"{path}: not an SQLite database (corrupted or foreign file)"
+            ) from None
+        raise ConfigError(f"{path}: cannot read the store: {exc}") from None

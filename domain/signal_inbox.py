@@ -19,6 +19,7 @@ from eventsourcing.domain import event
 
 from domain.base import AISAggregate
 from domain.errors import DomainError
+from domain.values import check_text
 
 DIRECTIONS = ("long", "short", "flat")
 REPLAY_MEMORY = timedelta(minutes=10)
@@ -67,6 +68,8 @@ class SignalInbox(AISAggregate):
     ) -> None:
         if direction not in DIRECTIONS:
             raise DomainError(f"direction must be one of {', '.join(DIRECTIONS)}")
+        for name, text in (("id", signal_id), ("instrument", instrument), ("reason", reason)):
+            check_text(text, name)
         if not Decimal(0) <= confidence <= Decimal(1):
             raise DomainError(f"confidence must be between 0 and 1, got {confidence}")
         if self.has_seen(signal_id):

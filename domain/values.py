@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -30,8 +31,14 @@ class Mode(StrEnum):
     LIVE = "live"
 
 
+# No price, quantity, amount or limit comes near this; far larger values (1E+400 is a valid
+# Decimal) would overflow the 28-digit context in a remainder against a lot size.
+MAX_MAGNITUDE = Decimal(10) ** 18
+
+
 def to_decimal(value: object, name: str) -> Decimal:
-    """Exact decimal from a string/int/Decimal; floats and non-finite values are refused."""
+    """Exact decimal from a string/int/Decimal; floats, non-finite values and magnitudes
+    of 1E+18 or more are refused; negative zero becomes zero (the sign means nothing)."""
     if isinstance(value, float | bool):
         raise InvalidCommand(f"{name} must be a decimal string, not {type(value).__name__}")
     try:
@@ -40,7 +47,29 @@ def to_decimal(value: object, name: str) -> Decimal:
         raise InvalidCommand(f"{name} is not a number: {value!r}") from None
     if not result.is_finite():
         raise InvalidCommand(f"{name} must be finite, got {value!r}")
-    return result
+    if abs(result) >= MAX_MAGNITUDE:
+        raise InvalidCommand(f"{name} is out of range (must be below 1E+18), got {value!r}")
+    return result.copy_abs() if result.is_zero() else result
+
+
+# C0 controls except tab, newline and carriage return, and DEL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def check_text(value: str, name: str, max_len: int = 500) -> str:
+    """Refuse text no store or terminal takes as it is: NUL (PostgreSQL text refuses it,
+    so a projection would stop on the event), other control characters (terminal
+    escapes in `ais status`), lone surrogates (not encodable as UTF-8), and text longer
+    than `max_len` characters."""
+    if len(value) > max_len:
+        raise InvalidCommand(f"{name} is longer than {max_len} characters")
+    if _CONTROL.search(value):
+        raise InvalidCommand(f"{name} contains a control character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidCommand(f"{name} is not valid Unicode text (lone surrogate)") from None
+    return value
 
 
 def is_multiple(value: Decimal, step: Decimal) -> bool:

@@ -101,6 +101,8 @@ def backtest(
     settings = Settings()
     data_files(data)  # bad input is reported before anything starts
     amount = to_decimal(capital, "capital")
+    if amount <= 0:
+        raise ValueError(f"--capital must be positive, got {capital}")
     request = BacktestRequest(data, config_dir, amount, seed, _when(start), _when(end))
     ensure_keys(settings)
     runs = settings.home / "backtests"

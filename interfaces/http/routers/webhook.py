@@ -29,8 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from starlette.concurrency import run_in_threadpool
 
 from application.signal_inbox import record_signal
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidCommand
 from domain.signal_inbox import DuplicateSignal
+from domain.values import to_decimal
 from interfaces.http.freshness import stamp
 from interfaces.http.problems import Problem, ProblemError, documented
 from interfaces.http.routers._common import POSITION_HEADER_DOC
@@ -104,7 +105,9 @@ def check_secret(secret: bytes, body: bytes, signature: str | None, field: objec
         ):
             return
         raise _problem(401, "bad-signature", "Unauthorized", "X-AIS-Signature does not match")
-    if isinstance(field, str) and hmac.compare_digest(field.encode(), secret):
+    if isinstance(field, str) and hmac.compare_digest(
+        field.encode("utf-8", "surrogatepass"), secret
+    ):
         return
     raise _problem(
         401,
@@ -131,13 +134,14 @@ def sent_at(value: str | int | float) -> datetime:
     return moment
 
 
-def _decimal(value: str | float | None) -> Decimal | None:
+def _decimal(value: str | float | None, name: str) -> Decimal | None:
+    """A JSON number is taken by its shortest repr (0.012 -> "0.012"), never as binary."""
     if value is None:
         return None
-    number = Decimal(str(value))
-    if not number.is_finite():
-        raise _problem(422, "invalid-signal", "Invalid signal", "numbers must be finite")
-    return number
+    try:
+        return to_decimal(str(value), name)
+    except InvalidCommand as exc:
+        raise _problem(422, "invalid-signal", "Invalid signal", str(exc)) from None
 
 
 def parse(body: bytes) -> dict[str, Any]:
@@ -145,7 +149,7 @@ def parse(body: bytes) -> dict[str, Any]:
         raise _problem(413, "too-large", "Payload too large", "the body is over 64 KiB")
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can go
         raise _problem(400, "invalid-json", "Bad request", "the body is not JSON") from None
     if not isinstance(data, dict):
         raise _problem(400, "invalid-json", "Bad request", "the body is not a JSON object")
@@ -193,13 +197,13 @@ async def receive_signal(request: Request, response: Response) -> dict[str, Any]
             "Unauthorized",
             f"timestamp {when.isoformat()} is not within 60 s of {now.isoformat()}",
         )
-    confidence = _decimal(signal.confidence)
+    confidence = _decimal(signal.confidence, "confidence")
     fields = {
         "signal_id": signal.id,
         "instrument": signal.instrument,
         "direction": signal.direction,
         "confidence": confidence,
-        "expected_return": _decimal(signal.expected_return),
+        "expected_return": _decimal(signal.expected_return, "expected_return"),
         "reason": signal.reason,
         "source": SOURCE,
         "sent_at": when,
