@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench lock clean compose-check
+.PHONY: demo test lint bench lock clean compose-check soak
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The crash harness of tests/reliability/ run long, outside CI: 300 SIGKILLs of the live
+# loop (about 6 minutes). AIS_SOAK_KILLS=N to change it.
+soak: $(STAMP)
+	AIS_SOAK_KILLS=$${AIS_SOAK_KILLS:-300} $(BIN)/pytest -s tests/reliability/test_loop_crash.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

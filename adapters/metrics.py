@@ -77,6 +77,7 @@ PROJECTION_LAG = "ais_projection_lag_events"
 RECONCILIATION_STATUS = "ais_reconciliation_status"
 KILL_SWITCH = "ais_kill_switch_engaged"
 CIRCUIT_BREAKER = "ais_circuit_breaker_open"
+EVENT_STORE_UP = "ais_event_store_up"
 
 #: Every metric name DESIGN.md promises, as it appears in the exposition format.
 DESIGN_METRICS = (
@@ -118,6 +119,8 @@ HELP = {
 }
 # Beyond the contract: what the dashboard and the alert rules need as well.
 EXTRA_HELP = {
+    EVENT_STORE_UP: "0 while the trading loop cannot reach the event store (it places no "
+    "orders then), else 1.",
     "ais_high_water_mark_quote": "High-water mark of NAV in the quote currency.",
     "ais_max_drawdown_ratio": "Largest drawdown from the high-water mark seen so far, ratio.",
     "ais_daily_pnl_quote": "Profit and loss since the first NAV of the current UTC day, "
@@ -469,6 +472,8 @@ class PrometheusMetrics:
             buckets=AGENT_BUCKETS,
         )
         self.circuit = Gauge(CIRCUIT_BREAKER, HELP[CIRCUIT_BREAKER], ["venue"], registry=registry)
+        self.store_up = Gauge(EVENT_STORE_UP, EXTRA_HELP[EVENT_STORE_UP], registry=registry)
+        self.store_up.set(1)
         self.fills = Counter(FILLS_TOTAL, HELP[FILLS_TOTAL], registry=registry) if fills else None
 
     def observe_cycle(self, seconds: float) -> None:
@@ -483,6 +488,9 @@ class PrometheusMetrics:
 
     def set_circuit_open(self, venue: str, is_open: bool) -> None:
         self.circuit.labels(venue=venue).set(1 if is_open else 0)
+
+    def set_event_store_up(self, up: bool) -> None:
+        self.store_up.set(1 if up else 0)
 
     def venue_known(self, venue: str) -> None:
         """Export the venue's breaker as closed (0) before it ever changes."""

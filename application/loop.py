@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -162,6 +162,12 @@ class TradingLoop:
     def _cancel(self, order_id: UUID, reason: str) -> None:
         if self.router.cancel(order_id, reason) in TERMINAL:
             del self._sent[order_id]  # otherwise the venue was unreachable: try next step
+
+    def adopt(self, order_ids: Iterable[UUID]) -> None:
+        """Orders a stopped run left open at the venue: canceled when they expire or the
+        next plan replaces them, as if this loop had sent them."""
+        for order_id in order_ids:
+            self._sent.setdefault(order_id, self.app.order(order_id).created_on)
 
     def close_out(self) -> None:
         """Cancel what still rests at the venue, e.g. at the end of a backtest."""

@@ -164,6 +164,8 @@ class Metrics(Protocol):
 
     def set_circuit_open(self, venue: str, is_open: bool) -> None: ...
 
+    def set_event_store_up(self, up: bool) -> None: ...
+
 
 class NoMetrics:
     """The default Metrics: reports nothing (backtests, tests)."""
@@ -178,4 +180,7 @@ class NoMetrics:
         return None
 
     def set_circuit_open(self, venue: str, is_open: bool) -> None:
+        return None
+
+    def set_event_store_up(self, up: bool) -> None:
         return None
