@@ -29,7 +29,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from application.errors import NotFound, RiskRejected
+from application.errors import ConcurrencyConflict, NotFound, RiskRejected
 from application.ports import (
     Alert,
     AlertSink,
@@ -50,6 +50,7 @@ from domain.commands import (
     RejectOrder,
     SubmitOrder,
 )
+from domain.errors import ApprovalError, IllegalTransition
 from domain.order import CANCELED, PENDING_NEW, REJECTED, SUBMITTED, TERMINAL, Order
 from domain.unknown_fill import UnknownFill, unknown_fill_id
 
@@ -89,11 +90,20 @@ class OrderRouter:
             return str(order.status)
         command = SubmitOrder(order_id=order_id, client_order_id=client_order_id(order_id))
         try:
-            token = self.app.approve(command)
-        except RiskRejected as refused:
-            self.app.execute(RejectOrder(order_id=order_id, reason=f"held back: {refused}"))
-            return REJECTED
-        self.app.apply(command, token)  # SUBMITTED is on disk before the request leaves
+            try:
+                token = self.app.approve(command)
+            except RiskRejected as refused:
+                self.app.execute(RejectOrder(order_id=order_id, reason=f"held back: {refused}"))
+                return REJECTED
+            self.app.apply(command, token)  # SUBMITTED is on disk before the request leaves
+        except (IllegalTransition, ConcurrencyConflict, ApprovalError):
+            # Another process ended it since we read it (the kill switch cancels every
+            # open order), so the check or the token refused it: nothing is sent, and
+            # what it ended as is the outcome.
+            ended = self.app.order(order_id).status
+            if ended not in TERMINAL:
+                raise
+            return str(ended)
         # The second check in order management, before anything leaves the building.
         self.app.verifier.verify(token, command, token.target_version)
         order = self.app.order(order_id)

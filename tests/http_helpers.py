@@ -80,6 +80,8 @@ def running_api(
         config_digest="test-config",
         max_wait_seconds=max_wait,
         projector=BackgroundProjector(models.projector(), 0.01) if background else None,
+        event_env=dict(models.source.log.env),  # the stored log, for /v1/audit/*
+        audit_public_key=home / "keys" / "audit-ed25519.pub.pem",
     )
     http = create_app(services=services)
     with TestClient(http, raise_server_exceptions=False) as client:
