@@ -14,7 +14,10 @@ from starlette.concurrency import run_in_threadpool
 from adapters.metrics import ReadModelCollector, ais_registry, metrics_router
 from adapters.settings import Settings
 from interfaces.http.auth import SCHEME, SECURITY_SCHEME, AuthMiddleware, route_rules
+from interfaces.http.body_limit import BodyLimit
+from interfaces.http.live import PositionWatcher
 from interfaces.http.problems import PROBLEM_JSON, install_problem_handlers
+from interfaces.http.request_id import RequestIdMiddleware
 from interfaces.http.routers import (
     audit,
     control,
@@ -25,10 +28,13 @@ from interfaces.http.routers import (
     portfolio,
     positions,
     reconciliation,
+    reports,
     risk,
     sessions,
+    stream,
     webhook,
 )
+from interfaces.http.routers import console as console_pages
 from interfaces.http.services import Services
 
 DESCRIPTION = """
@@ -45,6 +51,9 @@ Read API over the AIS read models and the operator's control plane.
 * **Money** is exact decimal strings. **Pages** take `limit` (1-500) and an opaque
   `cursor` (the previous page's `next_cursor`).
 * **Errors** are RFC 9457 `application/problem+json`.
+* **Console**: `/` serves the operator web console (sign in with a token); it follows
+  `GET /v1/stream` (Server-Sent Events, viewer: the read models' position and the head of
+  the log, pushed when either moves).
 """
 
 
@@ -90,8 +99,10 @@ def create_app(
     )
     app.state.services = svc
     install_problem_handlers(app)
+    app.add_middleware(BodyLimit)  # inside auth: a caller without a token gets 401 first
     # Inside Starlette's error middleware (which answers 500 with our problem handler).
     app.add_middleware(AuthMiddleware, router=app.router, tokens=svc.tokens)
+    app.add_middleware(RequestIdMiddleware)  # added last: runs first, around auth
     for module in (  # the hottest first: routing tries them in this order
         portfolio,
         exposure,
@@ -105,8 +116,13 @@ def create_app(
         control,
         webhook,
         health,
+        stream,
+        reports,
+        console_pages,
     ):
         app.include_router(module.router)
+    app.mount("/console", console_pages.assets(), name="console")
+    app.state.position_watcher = PositionWatcher(svc)
     registry, _ = ais_registry(ReadModelCollector(svc.store, svc.events.head))
     app.include_router(metrics_router(registry))
     app.state.metrics = registry
@@ -116,7 +132,7 @@ def create_app(
 
 _TAGS = (
     "portfolio", "exposure", "positions", "orders", "risk", "reconciliation", "sessions",
-    "events", "audit", "control", "signals", "health",
+    "events", "audit", "control", "signals", "health", "reports",
 )
 
 

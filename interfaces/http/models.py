@@ -88,6 +88,11 @@ class NavHistoryPage(Page[NavPoint]):
     pass
 
 
+class NavSample(_Out):
+    items: list[NavPoint]
+    position: Position
+
+
 # --- exposure -----------------------------------------------------------------------------
 class InstrumentExposure(_Out):
     instrument: str
@@ -176,6 +181,17 @@ class RiskDecision(_Out):
 
 class RiskDecisionPage(Page[RiskDecision]):
     pass
+
+
+class KillSwitchView(_Out):
+    """The kill switch as the risk-decisions read model last saw it change."""
+
+    position: Position
+    kill_state: Literal["ACTIVE", "REDUCING", "HALTED"]
+    changed_at: str | None = Field(description="time of the last change (none: never)")
+    changed_at_position: int | None = Field(description="log position of the last change")
+    reason: str | None
+    actor: str | None = Field(description="who changed it (the token or CLI user name)")
 
 
 # --- sessions -----------------------------------------------------------------------------

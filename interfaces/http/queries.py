@@ -37,6 +37,10 @@ from projections.registry import all_projections
 from projections.spec import Projection
 
 Row = dict[str, Any]
+# The decision that leaves the desk in each kill-switch state.
+KILL_STATES = {
+    "KILL_SWITCH_ENGAGED": "HALTED", "KILL_SWITCH_RESET": "ACTIVE", "REDUCING": "REDUCING"
+}
 Query = Callable[[str, dict[str, Any]], list[Row]]
 T = TypeVar("T")
 
@@ -223,6 +227,31 @@ class ReadQueries:
             )
         return {"items": items, "next_cursor": next_cursor, "position": position}
 
+    def nav_sample(self, points: int) -> Row:
+        """At most `points` marks spread evenly over the log positions of the history
+        (first and last included): one index seek each, however long the history."""
+        table = self.name("nav_history")
+        with self.transaction() as query:
+            position = self._tracked(query, "portfolio")
+            bounds = query(f"SELECT MIN(position) AS lo, MAX(position) AS hi FROM {table}", {})
+            lo, hi = bounds[0]["lo"], bounds[0]["hi"]
+            items: list[Row] = []
+            if lo is not None:
+                step = max(1, -(-(hi - lo) // max(1, points - 1)))
+                at = lo
+                while at <= hi and len(items) < points - 1:
+                    found = query(
+                        f"SELECT * FROM {table} WHERE position >= :p ORDER BY position LIMIT 1",
+                        {"p": at},
+                    )
+                    if not found:
+                        break
+                    items.append(found[0])
+                    at = max(at + step, int(found[0]["position"]) + 1)
+                if not items or items[-1]["position"] != hi:
+                    items += query(f"SELECT * FROM {table} WHERE position = :p", {"p": hi})
+        return {"items": items, "position": position}
+
     def exposure(self) -> Row:
         with self.transaction() as query:
             position = self._tracked(query, "exposure")
@@ -297,6 +326,28 @@ class ReadQueries:
         for item in items:
             item["limit"] = item.pop("limit_value")
         return {"items": items, "next_cursor": next_cursor, "position": position}
+
+    def kill_switch(self) -> Row:
+        """The desk's kill-switch state: the latest state change among the risk decisions
+        (none yet: ACTIVE)."""
+        with self.transaction() as query:
+            position = self._tracked(query, "risk_decisions")
+            found = query(
+                f"SELECT position, at, decision, reason, actor "
+                f"FROM {self.name('risk_decisions')} WHERE decision IN "
+                f"('KILL_SWITCH_ENGAGED', 'KILL_SWITCH_RESET', 'REDUCING') "
+                f"ORDER BY position DESC LIMIT 1",
+                {},
+            )
+        last = found[0] if found else {}
+        return {
+            "kill_state": KILL_STATES.get(str(last.get("decision")), "ACTIVE"),
+            "changed_at": last.get("at"),
+            "changed_at_position": last.get("position"),
+            "reason": last.get("reason"),
+            "actor": last.get("actor"),
+            "position": position,
+        }
 
     def sessions(self, cursor: str | None, limit: int, *, status: str | None) -> Row:
         where = {"status": status} if status is not None else {}

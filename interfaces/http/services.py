@@ -60,6 +60,7 @@ class Services:
     closers: list[Callable[[], None]] = field(default_factory=list)
     event_env: dict[str, str] | None = None  # the stored log, for audit proofs
     audit_public_key: Path | None = None  # embedded in proofs so they check offline
+    config_dir: Path | None = None  # the instrument catalog, for the lots export
 
     def __post_init__(self) -> None:
         self.reads = ReadQueries(self.store)
@@ -92,6 +93,7 @@ class Services:
                 closers=closers,
                 event_env=eventsourcing_env(settings.database_url, settings.home),
                 audit_public_key=settings.home / "keys" / "audit-ed25519.pub.pem",
+                config_dir=settings.config_dir,
             )
         except BaseException:
             for close in reversed(closers):

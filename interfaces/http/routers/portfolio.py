@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 
 from interfaces.http.auth import VIEWER
 from interfaces.http.freshness import fresh, respond
-from interfaces.http.models import NavHistoryPage, Portfolio
+from interfaces.http.models import NavHistoryPage, NavSample, Portfolio
 from interfaces.http.pagination import DEFAULT_LIMIT, Cursor, Limit
 from interfaces.http.routers._common import read_route
 
@@ -33,3 +35,14 @@ async def get_history(
     svc = await fresh(request, "portfolio")
     data = await svc.reads.call(svc.reads.nav_history, cursor, limit)
     return respond(NavHistoryPage, data)
+
+
+@router.get("/history/sample", **read_route(NavSample))
+async def get_history_sample(
+    request: Request,
+    points: Annotated[int, Query(ge=2, le=2000, description="most marks to return")] = 300,
+) -> Response:
+    """At most `points` marks spread evenly over the whole history (for charts)."""
+    svc = await fresh(request, "portfolio")
+    data = await svc.reads.call(svc.reads.nav_sample, points)
+    return respond(NavSample, data)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from interfaces.http.auth import VIEWER
 from interfaces.http.freshness import fresh, respond
-from interfaces.http.models import Decision, RiskDecisionPage
+from interfaces.http.models import Decision, KillSwitchView, RiskDecisionPage
 from interfaces.http.pagination import DEFAULT_LIMIT, Cursor, Limit
 from interfaces.http.routers._common import read_route
 
@@ -32,3 +32,10 @@ async def list_decisions(
         svc.reads.risk_decisions, cursor, limit, decision=decision, guard=guard
     )
     return respond(RiskDecisionPage, data)
+
+
+@router.get("/kill-switch", **read_route(KillSwitchView))
+async def get_kill_switch(request: Request) -> Response:
+    """The kill-switch state (ACTIVE, REDUCING, HALTED) and its last change."""
+    svc = await fresh(request, "risk_decisions")
+    return respond(KillSwitchView, await svc.reads.call(svc.reads.kill_switch))
