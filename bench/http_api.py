@@ -174,19 +174,23 @@ def free_port() -> int:
 def servers(
     *specs: tuple[list[str], str, dict[str, str]], env: dict[str, str]
 ) -> Iterator[list[int]]:
-    """Start every (command, ready URL, headers) at once; stop them all at the end."""
+    """Start every (command, ready URL, headers) at once; stop them all at the end.
+
+    Their stderr (one JSON log line per request) goes to files: a pipe nobody reads
+    fills up and blocks the server mid-run.
+    """
+    logs = [tempfile.TemporaryFile() for _ in specs]  # noqa: SIM115 (closed in finally)
     processes = [
-        subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        for command, _, _ in specs
+        subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        for (command, _, _), log in zip(specs, logs, strict=True)
     ]
     try:
         deadline = time.monotonic() + 60
-        for process, (command, ready_url, headers) in zip(processes, specs, strict=True):
+        for process, log, (command, ready_url, headers) in zip(processes, logs, specs, strict=True):
             while True:
                 if process.poll() is not None:
-                    err = process.stderr.read().decode() if process.stderr else ""
+                    log.seek(0)
+                    err = log.read().decode(errors="replace")
                     raise SystemExit(f"server {command[1:4]} exited: {err.strip()[-500:]}")
                 try:
                     if httpx.get(ready_url, headers=headers, timeout=1).status_code == 200:
@@ -207,8 +211,8 @@ def servers(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            if process.stderr is not None:
-                process.stderr.close()
+        for log in logs:
+            log.close()
 
 
 # --- load ------------------------------------------------------------------------------------

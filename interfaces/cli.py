@@ -12,10 +12,12 @@ import typer
 from rich.console import Console
 
 from adapters.keys import init_keys
+from adapters.logging_json import configure_logging
 from adapters.settings import Settings
 from interfaces import cli_trading as trading_cli
 from interfaces.audit_cli import audit_app
 from interfaces.bootstrap import build_app
+from interfaces.cli_config import config_app
 from interfaces.cli_exchange import reconcile
 from interfaces.cli_http import serve, token_app
 from interfaces.cli_observability import observe_read_side
@@ -30,6 +32,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="AIS trading 
 keys_app = typer.Typer(no_args_is_help=True, help="HMAC and audit keys")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(config_app, name="config")
 console = Console()
 
 
@@ -110,6 +113,7 @@ def project(
             read = projector.run_once()
             console.print(f"projected {read} events; lag {projector.lag()}")
             return
+        configure_logging(settings.log_level)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with observe_read_side(side, settings, metrics_port, metrics_host):

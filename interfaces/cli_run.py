@@ -20,13 +20,16 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
+from uuid import UUID
 
 import typer
+from eventsourcing.persistence import PersistenceError
 from rich.console import Console
 
 from adapters.clock import random_ids, system_clock
-from adapters.lease import LeaseHeld, acquire_lease
+from adapters.lease import Lease, LeaseHeld, LeaseUnknown, acquire_lease
+from adapters.logging_json import configure_logging
 from adapters.market_data_csv import CsvMarketData
 from adapters.market_data_replay import ReplayMarketData
 from adapters.persistence import eventsourcing_env
@@ -34,11 +37,20 @@ from adapters.settings import ConfigError, Settings, load_catalog
 from adapters.shadow_gateway import ShadowGateway, snapshot_balances
 from application.loop import TradingLoop
 from application.ports import AlertSink, Clock, ExchangeGateway, MarketData, Metrics
+from application.trading import TradingApp
 from domain.commands import EndSession, StartSession
+from domain.order import TERMINAL
+from domain.session import ACTIVE
 from domain.values import Mode, to_decimal
 from interfaces.backtest_run import BacktestRequest, config_digest, data_files, wire
 from interfaces.backtest_run import run as run_backtest_request
 from interfaces.cli_trading import BUNDLED_CONFIG, ensure_keys
+from interfaces.kill_watch import KillWatch
+from interfaces.run_reconcile import ScheduledReconciliation, scheduled_reconciliation
+from interfaces.store_outage import StoreOutage
+
+if TYPE_CHECKING:  # ccxt is imported only when a venue is used
+    from adapters.exchange.config import ReconciliationSettings
 
 console = Console()
 NEEDS_CCXT = "shadow/live need the ccxt market data source"
@@ -102,6 +114,7 @@ def run(
 ) -> None:
     """Run the trading loop for the account until stopped (SIGTERM/SIGINT) or --cycles."""
     settings = Settings()
+    configure_logging(settings.log_level)
     amount = to_decimal(capital, "capital")
     if interval < 0:
         raise ValueError("--interval must not be negative")
@@ -138,7 +151,7 @@ def run(
                 files,
                 settings,
                 store_env,
-                Pacing(stop, interval, cycles, timeframe),
+                Pacing(stop, interval, cycles, timeframe, lease),
                 metrics,
                 alerts,
             )
@@ -150,6 +163,7 @@ class Pacing:
     interval: float
     cycles: int | None
     timeframe: str
+    lease: Lease | None = None  # checked before every step: a lost lease stops the loop
 
 
 @dataclass
@@ -161,6 +175,7 @@ class Venue:
     replay: ReplayMarketData | None = None
     real: ExchangeGateway | None = None  # the ccxt gateway (shadow, live)
     unknown_outcome: timedelta = timedelta(seconds=15)
+    reconciliation: ReconciliationSettings | None = None  # of the real account
 
     def capital(self, quote: str, default: Decimal) -> Decimal:
         """Shadow and live start from what the real account holds in the quote currency."""
@@ -181,7 +196,7 @@ def _venue(
         return Venue(replay, replay.now, replay)
     # Imported here: ccxt is heavy, and paper runs on recorded data do without it.
     from adapters.exchange.ccxt_gateway import CcxtGateway
-    from adapters.exchange.config import load_exchange
+    from adapters.exchange.config import load_exchange, load_reconciliation
     from adapters.market_data_ccxt import CcxtMarketData
 
     exchange = load_exchange(config_dir / "exchange.toml")
@@ -195,7 +210,10 @@ def _venue(
             "AIS_EXCHANGE_API_SECRET (or AIS_EXCHANGE_API_SECRET_FILE)"
         )
     gateway = CcxtGateway(exchange.gateway, catalog, alerts=alerts)
-    return Venue(market, system_clock, real=gateway, unknown_outcome=exchange.unknown_outcome)
+    reconciliation = load_reconciliation(
+        config_dir / "reconciliation.toml", catalog, exchange.gateway.market
+    )
+    return Venue(market, system_clock, None, gateway, exchange.unknown_outcome, reconciliation)
 
 
 def _run_loop(
@@ -231,7 +249,8 @@ def _run_loop(
         elif mode == Mode.SHADOW and venue.real is not None:
             orders_to = ShadowGateway(wiring.paper, venue.real)
         app = wiring.app
-        session_id = app.ids()
+        continued = _left_active(app, mode)
+        session_id = continued or app.ids()
         loop = wiring.loop(session_id, orders_to, alerts, metrics, venue.unknown_outcome)
         if mode == Mode.LIVE:  # the account's older trades are not ours: read from here on
             loop.router.fills_since = min(
@@ -240,16 +259,34 @@ def _run_loop(
         resolved = loop.router.resolve_open()  # orders a previous process left open
         if resolved:
             console.print(f"resolved {len(resolved)} open orders from a previous run")
-        app.execute(
-            StartSession(
-                session_id=session_id,
-                mode=mode,
-                starting_capital=capital,
-                config_digest=config_digest(request, files) if files else mode.value,
+        loop.adopt(i for i, status in resolved.items() if status not in TERMINAL)
+        if continued:
+            console.print(f"continuing session {session_id}, left active by a stopped run")
+        else:
+            app.execute(
+                StartSession(
+                    session_id=session_id,
+                    mode=mode,
+                    starting_capital=capital,
+                    config_digest=config_digest(request, files) if files else mode.value,
+                )
             )
-        )
         console.print(f"session {session_id} ({mode.value}) for account {settings.account_id}")
-        reason = _step_until_stopped(loop, venue.replay, pacing)
+        with scheduled_reconciliation(
+            mode,
+            settings,
+            store_env,
+            app,
+            venue.real,
+            venue.reconciliation,
+            loop.router,
+            alerts,
+            console,
+        ) as reconciler:
+            if reconciler is not None:  # a continued session keeps its shadow baseline
+                reconciler.startup(rebase=not continued)
+            outage = StoreOutage(alerts, metrics)
+            reason = _step_until_stopped(loop, venue.replay, pacing, reconciler, outage)
         loop.close_out()
         app.execute(EndSession(session_id=session_id, reason=reason))
         console.print(f"session {session_id} ended after {loop.steps} steps: {reason}")
@@ -257,13 +294,47 @@ def _run_loop(
         wiring.app.close()
 
 
-def _step_until_stopped(loop: TradingLoop, replay: ReplayMarketData | None, pacing: Pacing) -> str:
-    """Step until stopped; on a venue, a failing step is reported and retried next time."""
+def _left_active(app: TradingApp, mode: Mode) -> UUID | None:
+    """A session of this mode still ACTIVE: a run that was killed left it so (the lease
+    says no other loop trades the account), and this run carries it on."""
+    desk = app.desk()
+    for session_id in sorted(s for s, status in desk.sessions.items() if status == ACTIVE):
+        if app.session(UUID(session_id)).mode == mode.value:
+            return UUID(session_id)
+    return None
+
+
+def _step_until_stopped(
+    loop: TradingLoop,
+    replay: ReplayMarketData | None,
+    pacing: Pacing,
+    reconciler: ScheduledReconciliation | None = None,
+    outage: StoreOutage | None = None,
+) -> str:
+    """Step until stopped; on a venue, a failing step (or a snapshot due after it) is
+    reported and retried next time."""
     stop, failures = pacing.stop, 0
+    watch = KillWatch(lambda news: console.print(news, highlight=False))
     while not stop.event.is_set():
         try:
+            if pacing.lease is not None:
+                pacing.lease.check()
             loop.step()
+            desk = loop.app.desk()  # the switch is often flipped by another process
+            watch.check(desk.kill_state, desk.kill_reason)
+            if reconciler is not None:
+                reconciler.tick()
             failures = 0
+            if outage is not None:
+                outage.recovered()
+        except LeaseHeld as lost:  # another process trades the account now
+            return f"lease lost: {lost}"
+        except (PersistenceError, LeaseUnknown) as exc:  # store down: fail closed, wait
+            if outage is None or replay is not None:
+                raise
+            if stop.event.wait(outage.failed(exc)):
+                break
+            continue
         except Exception as exc:
             if replay is not None:
                 raise  # recorded data does not get better by waiting
