@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console, JustifyMethod
@@ -81,3 +84,16 @@ def render(console: Console, figures: list[Figure], title: str) -> None:
             f.note,
         )
     console.print(table)
+
+
+def publish(console: Console, figures: list[Figure], title: str, out: Path | None) -> int:
+    """The table, the JSON list written to `out` if given, then the one JSON line on stdout
+    that `bench/run_all.py` collects; returns the exit status."""
+    render(console, figures, title)
+    payload = [f.as_json() for f in figures]
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    sys.stdout.flush()
+    print(json.dumps(payload))
+    return 0

@@ -45,7 +45,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import json
 import os
 import signal
 import socket
@@ -64,7 +63,7 @@ if str(ROOT) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from figures import Figure, percentile, render  # noqa: E402
+from figures import Figure, percentile, publish  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 HMAC_KEYS = "benchhttp:" + "h" * 48
@@ -475,14 +474,12 @@ def main(argv: list[str] | None = None) -> int:
         highlight=False,
     )
     mode = "quick" if args.quick else "full"
-    render(console, figures, f"AIS HTTP read API ({mode}, {time.perf_counter() - started:.1f} s)")
-    payload = [f.as_json() for f in figures]
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    sys.stdout.flush()
-    print(json.dumps(payload))
-    return 0
+    return publish(
+        console,
+        figures,
+        f"AIS HTTP read API ({mode}, {time.perf_counter() - started:.1f} s)",
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -53,7 +53,6 @@ import cProfile
 import dataclasses
 import gc
 import io
-import json
 import math
 import multiprocessing
 import os
@@ -76,7 +75,7 @@ from typing import Any
 
 import psycopg
 from eventsourcing.persistence import ApplicationRecorder, StoredEvent
-from figures import Figure, render
+from figures import Figure, publish
 from rich.console import Console
 from sqlalchemy import func, select
 
@@ -734,14 +733,9 @@ def main(argv: list[str] | None = None) -> int:
     if unreachable is not None:
         console.print(f"[yellow]skipped PostgreSQL figures: {unreachable}[/]")
     mode = "quick" if args.quick else "full"
-    render(console, figures, f"AIS replay ({mode}, {time.perf_counter() - started:.1f} s)")
-    payload = [f.as_json() for f in figures]
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    sys.stdout.flush()
-    print(json.dumps(payload))
-    return 0
+    return publish(
+        console, figures, f"AIS replay ({mode}, {time.perf_counter() - started:.1f} s)", args.out
+    )
 
 
 if __name__ == "__main__":
