@@ -3,10 +3,15 @@
 The desk's decision and the target's new events are saved in one `Application.save`
 call, which the eventsourcing recorders write in a single database transaction: either
 both the approval and the state change are on disk, or neither is.
+
+Each command's outcome is logged ("command approved" / "command rejected", with the
+log positions of what was saved) once it is on disk, through stdlib logging only: the
+process decides where lines go and binds the request id that ties them to a call.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -16,9 +21,10 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
+from eventsourcing.persistence import IntegrityError, Recording
 
+from application.desk_snapshots import snapshot_saved_desk
 from application.errors import ConcurrencyConflict, NotFound, RiskRejected
 from application.ports import Clock, IdFactory
 from domain.approval import ApprovalToken, KeyRing, Verifier
@@ -35,7 +41,7 @@ from domain.commands import (
     StartSession,
     desk_id,
 )
-from domain.errors import InvalidCommand
+from domain.errors import DuplicateFill, IllegalTransition, InvalidCommand
 from domain.exchange_account import ExchangeAccount, exchange_account_id
 from domain.guards import Rejection
 from domain.limits import RiskLimits
@@ -49,6 +55,7 @@ T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
 _SESSION_COMMANDS = (StartSession, HaltSession, ResumeSession, EndSession)
 _CONFLICT_RETRIES = 30
+log = logging.getLogger("ais.trading")
 
 
 def _back_off(attempt: int) -> None:
@@ -60,6 +67,8 @@ class TradingApp(Application[UUID]):
     """One account's write side. Time, ids and keys are injected; nothing reads the wall."""
 
     name = "ais"
+    # A snapshot store (its own table, not notifications); desk_snapshots says when.
+    is_snapshotting_enabled = True
 
     def __init__(
         self,
@@ -118,6 +127,27 @@ class TradingApp(Application[UUID]):
     def session(self, session_id: UUID) -> TradingSession:
         return self._get(session_id, TradingSession)
 
+    def save(
+        self,
+        *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
+        **kwargs: Any,
+    ) -> list[Recording[UUID]]:
+        """Application.save, plus a desk snapshot when due and a debug line naming what
+        was written where.
+        """
+        recordings = super().save(*objs, **kwargs)
+        snapshot_saved_desk(self.snapshots, objs, recordings)
+        if recordings and log.isEnabledFor(logging.DEBUG):  # backtests save in a hot loop
+            log.debug(
+                "events saved",
+                extra={
+                    "account_id": self.account_id,
+                    "positions": _positions(recordings),
+                    "events": [type(r.domain_event).__qualname__ for r in recordings],
+                },
+            )
+        return recordings
+
     def _get(self, aggregate_id: UUID, kind: type[A]) -> A:
         try:
             aggregate: Aggregate = self.repository.get(aggregate_id)
@@ -156,25 +186,28 @@ class TradingApp(Application[UUID]):
                 if tokens:  # earlier approvals in this unit must not reach the disk
                     desk = self.desk()
                     desk.record_rejection(command, decision, self.clock())
-                self.save(desk)
+                _log_rejected(command, decision, self.save(desk))
                 raise RiskRejected(decision)
             targets[command.target_id] = self._apply(command, decision, target)
             tokens.append(decision)
-        self.save(desk, *targets.values())
+        saved = self.save(desk, *targets.values())
+        for token in tokens:
+            _log_approved(token, saved)
         return tokens
 
     def approve(self, command: Command) -> ApprovalToken:
         """First half of the two-step path: the approval is on disk before any change."""
 
-        def decide_and_save() -> ApprovalToken | Rejection:
+        def decide_and_save() -> tuple[ApprovalToken | Rejection, list[Recording[UUID]]]:
             desk = self.desk()
             decision = self._decide(desk, command, self._load_target(command))
-            self.save(desk)
-            return decision
+            return decision, self.save(desk)
 
-        decision = self._retrying(decide_and_save)
+        decision, saved = self._retrying(decide_and_save)
         if isinstance(decision, Rejection):
+            _log_rejected(command, decision, saved)
             raise RiskRejected(decision)
+        _log_approved(decision, saved)
         return decision
 
     def apply(self, command: Command, token: ApprovalToken) -> None:
@@ -263,10 +296,13 @@ class TradingApp(Application[UUID]):
         if trade_id in order.trade_ids:
             return False
         facts = (trade_id, quantity, price, fee, filled_at)
-        self.execute(
-            RecordFill(order_id, *facts),
-            ApplyFill(self.account_id, order.instrument, Side(order.side), order_id, *facts),
-        )
+        try:
+            self.execute(
+                RecordFill(order_id, *facts),
+                ApplyFill(self.account_id, order.instrument, Side(order.side), order_id, *facts),
+            )
+        except DuplicateFill:  # another writer applied it while we raced: retried, found
+            return False
         self._cancel_all_if_halted()
         return True
 
@@ -291,11 +327,13 @@ class TradingApp(Application[UUID]):
         """Halt, then cancel every open order through approved commands."""
         now = self.clock()
         self._on_desk(lambda desk: desk.engage_kill_switch(reason=reason, by=by, at=now))
+        log.info("kill switch engaged", extra={"account_id": self.account_id, "by": by})
         self._cancel_all_if_halted()
 
     def reset_kill_switch(self, reason: str, by: str) -> None:
         now = self.clock()
         self._on_desk(lambda desk: desk.reset_kill_switch(reason=reason, by=by, at=now))
+        log.info("kill switch reset", extra={"account_id": self.account_id, "by": by})
 
     def _on_desk(self, change: Callable[[RiskDesk], object]) -> RiskDesk:
         def unit() -> RiskDesk:
@@ -313,7 +351,12 @@ class TradingApp(Application[UUID]):
         for order_id in sorted(desk.open_orders):
             order = self.order(UUID(order_id))
             if order.status in ("PENDING_NEW", "SUBMITTED", "OPEN", "PARTIALLY_FILLED"):
-                self.execute(CancelOrder(order_id=order.id, reason="kill switch engaged"))
+                try:
+                    self.execute(CancelOrder(order_id=order.id, reason="kill switch engaged"))
+                except IllegalTransition:
+                    # Ended since we read it, by another process (the loop canceling or
+                    # filling it, or its own kill-switch sweep): nothing left to cancel.
+                    continue
 
     def record_exchange_snapshot(
         self,
@@ -322,7 +365,9 @@ class TradingApp(Application[UUID]):
         balances: dict[str, Any],
         positions: list[dict[str, Any]],
         open_orders: list[dict[str, Any]],
+        baseline: bool = False,
     ) -> None:
+        """`baseline`: later snapshots are judged against this one (a shadow session's start)."""
         account_id = exchange_account_id(self.account_id, venue)
 
         def unit() -> None:
@@ -335,7 +380,39 @@ class TradingApp(Application[UUID]):
                 balances=balances,
                 positions=positions,
                 open_orders=open_orders,
+                baseline=baseline,
             )
             self.save(account)
 
         self._retrying(unit)
+
+
+def _positions(recordings: list[Recording[UUID]]) -> list[int]:
+    return [r.notification.id for r in recordings]
+
+
+def _log_approved(token: ApprovalToken, saved: list[Recording[UUID]]) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return
+    log.info(
+        "command approved",
+        extra={
+            "command_type": token.command_type,
+            "target_id": str(token.target_id),
+            "approval_id": str(token.approval_id),
+            "positions": _positions(saved),
+        },
+    )
+
+
+def _log_rejected(command: Command, rejection: Rejection, saved: list[Recording[UUID]]) -> None:
+    log.info(
+        "command rejected",
+        extra={
+            "command_type": command.command_type,
+            "target_id": str(command.target_id),
+            "guard": rejection.guard,
+            "reason": rejection.reason,
+            "positions": _positions(saved),
+        },
+    )

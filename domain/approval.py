@@ -6,7 +6,6 @@ event exists. Replay never verifies again: the token is stored in the event as e
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from domain.canonical import canonical_bytes
+from domain.canonical import encode_plain, plain
 from domain.commands import Command
 from domain.errors import ApprovalError
 
@@ -71,6 +70,20 @@ class KeyRing:
         return f"KeyRing(key_ids={[k for k, _ in self.keys]})"
 
 
+# The fields the HMAC covers, in the contract's order (DESIGN.md "Approval token").
+_SIGNED = (
+    "approval_id",
+    "key_id",
+    "command_type",
+    "target_id",
+    "target_version",
+    "command_digest",
+    "issued_at",
+    "expires_at",
+    "riskdesk_version",
+)
+
+
 @dataclass(frozen=True)
 class ApprovalToken:
     approval_id: UUID
@@ -86,31 +99,28 @@ class ApprovalToken:
 
     def signed_fields(self) -> list[Any]:
         """The fields in the contract's order; the HMAC covers exactly these."""
-        return [
-            self.approval_id,
-            self.key_id,
-            self.command_type,
-            self.target_id,
-            self.target_version,
-            self.command_digest,
-            self.issued_at,
-            self.expires_at,
-            self.riskdesk_version,
-        ]
+        return [getattr(self, name) for name in _SIGNED]
+
+    def _plain_fields(self) -> list[Any]:
+        """The signed fields made plain once per token (like a command's digest): signing,
+        verifying and `to_dict` share the conversion.
+        """
+        cached: list[Any] | None = self.__dict__.get("_plain")
+        if cached is None:
+            cached = self.__dict__["_plain"] = plain(self.signed_fields())
+        return cached
+
+    def payload(self) -> bytes:
+        """The canonical bytes the HMAC covers."""
+        cached: bytes | None = self.__dict__.get("_payload")
+        if cached is None:
+            cached = self.__dict__["_payload"] = encode_plain(self._plain_fields())
+        return cached
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "approval_id": str(self.approval_id),
-            "key_id": self.key_id,
-            "command_type": self.command_type,
-            "target_id": str(self.target_id),
-            "target_version": self.target_version,
-            "command_digest": self.command_digest,
-            "issued_at": self.issued_at.isoformat(),
-            "expires_at": self.expires_at.isoformat(),
-            "riskdesk_version": self.riskdesk_version,
-            "signature": self.signature,
-        }
+        data = dict(zip(_SIGNED, self._plain_fields(), strict=True))
+        data["signature"] = self.signature
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ApprovalToken:
@@ -133,8 +143,9 @@ class ApprovalToken:
             raise ApprovalError(f"malformed approval token: {exc}") from None
 
 
-def _mac(secret: bytes, fields: list[Any]) -> str:
-    return hmac.new(secret, canonical_bytes(fields), hashlib.sha256).hexdigest()
+def _mac(secret: bytes, token: ApprovalToken) -> str:
+    """HMAC-SHA256 hex of the token's canonical fields; hmac.digest is the one-shot C path."""
+    return hmac.digest(secret, token.payload(), "sha256").hex()
 
 
 def sign(
@@ -151,7 +162,7 @@ def sign(
     key_id = keys.active_key_id
     if key_id is None:
         raise ApprovalError("no HMAC key configured: run `ais keys init` or set AIS_RISK_HMAC_KEYS")
-    unsigned = ApprovalToken(
+    token = ApprovalToken(
         approval_id=approval_id,
         key_id=key_id,
         command_type=command.command_type,
@@ -165,8 +176,9 @@ def sign(
     )
     secret = keys.secret(key_id)
     assert secret is not None
-    signature = _mac(secret, unsigned.signed_fields())
-    return ApprovalToken(**{**unsigned.__dict__, "signature": signature})
+    # Sign the token in place before anyone holds it: one construction, not two.
+    object.__setattr__(token, "signature", _mac(secret, token))
+    return token
 
 
 @dataclass(frozen=True)
@@ -183,7 +195,7 @@ class Verifier:
         secret = self.keys.secret(token.key_id)
         if secret is None:
             raise ApprovalError(f"unknown HMAC key id {token.key_id!r}")
-        expected = _mac(secret, token.signed_fields())
+        expected = _mac(secret, token)
         if not hmac.compare_digest(expected, token.signature):
             raise ApprovalError("approval signature does not verify")
         if token.command_type != command.command_type:

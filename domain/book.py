@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -26,9 +26,26 @@ class OpenOrder:
     increasing: bool
 
 
+def nav_of(cash: Decimal, positions: dict[str, Decimal], marks: dict[str, Mark]) -> Decimal | None:
+    """Cash plus every held quantity at its mark; None when a held instrument has no mark."""
+    total = cash
+    for instrument, quantity in positions.items():
+        if quantity == 0:
+            continue
+        mark = marks.get(instrument)
+        if mark is None:
+            return None
+        total += quantity * mark.price
+    return total
+
+
 @dataclass(frozen=True)
 class Book:
-    """A read-only view for the guards; NAV is None when a held instrument has no mark."""
+    """A read-only view for the guards; NAV is None when a held instrument has no mark.
+
+    Frozen and built from copies, so what the guards derive from it (NAV, open quantity
+    per instrument and side) is computed once, on construction, however many ask.
+    """
 
     cash: Decimal
     positions: dict[str, Decimal]
@@ -36,30 +53,25 @@ class Book:
     open_orders: dict[str, OpenOrder]
     high_water_mark: Decimal
     day_start_nav: Decimal
+    _nav: Decimal | None = field(init=False, repr=False, compare=False)
+    _pending: dict[tuple[str, Side], Decimal] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_nav", nav_of(self.cash, self.positions, self.marks))
+        totals: dict[tuple[str, Side], Decimal] = {}
+        for o in self.open_orders.values():
+            key = (o.instrument, o.side)
+            totals[key] = totals.get(key, ZERO) + o.remaining
+        object.__setattr__(self, "_pending", totals)
 
     def position(self, instrument: str) -> Decimal:
         return self.positions.get(instrument, ZERO)
 
     def nav(self) -> Decimal | None:
-        total = self.cash
-        for instrument, quantity in self.positions.items():
-            if quantity == 0:
-                continue
-            mark = self.marks.get(instrument)
-            if mark is None:
-                return None
-            total += quantity * mark.price
-        return total
+        return self._nav
 
     def pending(self, instrument: str, side: Side) -> Decimal:
-        return sum(
-            (
-                o.remaining
-                for o in self.open_orders.values()
-                if o.instrument == instrument and o.side is side
-            ),
-            ZERO,
-        )
+        return self._pending.get((instrument, side), ZERO)
 
     def worst_case_quantity(
         self, instrument: str, extra_buy: Decimal = ZERO, extra_sell: Decimal = ZERO

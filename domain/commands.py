@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from domain.canonical import sha256_hex
+from domain.canonical import encode_plain, plain
 from domain.errors import InvalidCommand
-from domain.values import Mode, OrderType, Side, to_decimal
+from domain.values import Mode, OrderType, Side, check_text, to_decimal
 
 _POSITION_NS = uuid5(NAMESPACE_URL, "ais:position")
 _DESK_NS = uuid5(NAMESPACE_URL, "ais:riskdesk")
@@ -29,9 +30,7 @@ def desk_id(account_id: str) -> UUID:
 def _text(value: object, name: str, *, max_len: int = 200) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidCommand(f"{name} must be a non-empty string")
-    if len(value) > max_len:
-        raise InvalidCommand(f"{name} is longer than {max_len} characters")
-    return value
+    return check_text(value, name, max_len)
 
 
 def _uuid(value: object, name: str) -> UUID:
@@ -58,6 +57,10 @@ def _enum(enum: type[Any], value: object, name: str) -> Any:
         raise InvalidCommand(f"{name} must be one of {allowed}, got {value!r}") from None
 
 
+# Field names per command class, looked up once: fields() runs several times per approval.
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 @dataclass(frozen=True)
 class Command:
     """Base: fields are coerced and checked on construction, so a bad command never exists."""
@@ -76,14 +79,24 @@ class Command:
         return value
 
     def fields(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in dataclasses.fields(self))
+        return {name: getattr(self, name) for name in names}
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of this command's own fields (computed once)."""
         cached: str | None = self.__dict__.get("_digest")
         if cached is None:
-            cached = sha256_hex(self.fields())
+            cached = hashlib.sha256(encode_plain(self._plain_fields())).hexdigest()
             self.__dict__["_digest"] = cached
+        return cached
+
+    def _plain_fields(self) -> dict[str, Any]:
+        """The fields made plain once (the digest and the intent digest both encode them)."""
+        cached: dict[str, Any] | None = self.__dict__.get("_plain")
+        if cached is None:
+            cached = self.__dict__["_plain"] = plain(self.fields())
         return cached
 
     def _set(self, name: str, value: object) -> None:
@@ -160,9 +173,8 @@ class PlaceOrder(Command):
         """The economic content without ids: two of these in a row are a duplicate order."""
         cached: str | None = self.__dict__.get("_intent")
         if cached is None:
-            fields = self.fields()
-            del fields["order_id"]
-            cached = sha256_hex(fields)
+            fields = {k: v for k, v in self._plain_fields().items() if k != "order_id"}
+            cached = hashlib.sha256(encode_plain(fields)).hexdigest()
             self.__dict__["_intent"] = cached
         return cached
 

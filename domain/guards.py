@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -25,7 +25,11 @@ class Rejection:
 
 @dataclass(frozen=True)
 class OrderCheck:
-    """Everything the order guards may look at; built by the RiskDesk from its state."""
+    """Everything the order guards may look at; built by the RiskDesk from its state.
+
+    Frozen, so what several guards derive from it (whether the order reduces the
+    position, the instruments it touches) is computed once, on construction.
+    """
 
     instrument: str
     side: Side
@@ -39,10 +43,19 @@ class OrderCheck:
     limits: RiskLimits
     book: Book
     recent_orders: tuple[tuple[datetime, str], ...]
+    reducing: bool = field(init=False, compare=False)
+    # Every instrument the book touches, with this order's extra (buy, sell) on its own.
+    per_instrument: dict[str, tuple[Decimal, Decimal]] = field(
+        init=False, repr=False, compare=False
+    )
 
-    @property
-    def reducing(self) -> bool:
-        return self.book.reduces(self.instrument, self.side, self.quantity)
+    def __post_init__(self) -> None:
+        reducing = self.book.reduces(self.instrument, self.side, self.quantity)
+        object.__setattr__(self, "reducing", reducing)
+        extras = {self.instrument: self.extra()}
+        instruments = self.book.instruments() | {self.instrument}
+        per_instrument = {i: extras.get(i, (ZERO, ZERO)) for i in instruments}
+        object.__setattr__(self, "per_instrument", per_instrument)
 
     @property
     def mark_price(self) -> Decimal | None:
@@ -216,17 +229,12 @@ def max_position_weight(c: OrderCheck) -> Rejection | None:
     return None
 
 
-def _per_instrument(c: OrderCheck) -> dict[str, tuple[Decimal, Decimal]]:
-    extras = {c.instrument: c.extra()}
-    return {i: extras.get(i, (ZERO, ZERO)) for i in c.book.instruments() | {c.instrument}}
-
-
 def max_gross_leverage(c: OrderCheck) -> Rejection | None:
     nav = _nav_or_rejection(c, "max_gross_leverage")
     if isinstance(nav, Rejection):
         return nav
     gross = sum(
-        (c.book.worst_case_quantity(i, *e) * _price(c, i) for i, e in _per_instrument(c).items()),
+        (c.book.worst_case_quantity(i, *e) * _price(c, i) for i, e in c.per_instrument.items()),
         ZERO,
     )
     leverage = gross / nav
@@ -245,7 +253,7 @@ def max_net_exposure(c: OrderCheck) -> Rejection | None:
     if isinstance(nav, Rejection):
         return nav
     net = sum(
-        (c.book.worst_case_signed(i, *e) * _price(c, i) for i, e in _per_instrument(c).items()),
+        (c.book.worst_case_signed(i, *e) * _price(c, i) for i, e in c.per_instrument.items()),
         ZERO,
     )
     ratio = abs(net) / nav
