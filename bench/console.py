@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -42,7 +41,7 @@ if str(ROOT) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from figures import Figure, percentile, render  # noqa: E402
+from figures import Figure, percentile, publish  # noqa: E402
 from replay import Template, record_template, write_log  # noqa: E402
 from rich.console import Console  # noqa: E402
 
@@ -202,12 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=True)
     events = args.events or (20_000 if args.quick else 1_000_000)
     figures = run(events, args.quick, console)
-    render(console, figures, f"Console page load ({events:,} events, warm server)")
-    line = json.dumps([f.as_json() for f in figures])
-    if args.out:
-        args.out.write_text(line + "\n")
-    print(line)
-    return 0
+    title = f"Console page load ({events:,} events, warm server)"
+    return publish(console, figures, title, args.out)
 
 
 if __name__ == "__main__":
