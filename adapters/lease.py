@@ -99,7 +99,9 @@ def _postgres(account_id: str, database_url: str) -> Lease:
     schema = parse_qs(parsed.query).get("schema", ["public"])[0]
     scheme = "postgresql" if parsed.scheme.startswith("postgres") else parsed.scheme
     conninfo = urlunparse(parsed._replace(scheme=scheme, query=""))
-    key = lease_key(f"{parsed.hostname}:{parsed.port}{parsed.path}?{schema}", account_id)
+    # Advisory locks live in the database they are taken in, so the key names only the
+    # schema: one database reached under two host names still has one lease per account.
+    key = lease_key(schema, account_id)
     held = [_lock(conninfo, key, account_id)]
 
     def check() -> None:

@@ -82,9 +82,7 @@ def head(env: dict[str, str]) -> int:
         log.close()
 
 
-def test_loop_fails_closed_while_the_store_is_cut_and_resumes(
-    pg_url: str, tmp_path: Path
-) -> None:
+def test_loop_fails_closed_while_the_store_is_cut_and_resumes(pg_url: str, tmp_path: Path) -> None:
     server = urlparse(PG_DSN)
     long, _, price = feeds(int(time.time() * 1000))
     metrics_port = free_port()
@@ -160,9 +158,7 @@ def test_a_lease_dropped_by_an_outage_is_taken_again_or_reported_lost(
     pg_url: str, tmp_path: Path
 ) -> None:
     """The loop checks its lease before every step (interfaces/cli_run.py)."""
-    url = urlparse(pg_url)
-    schema = parse_qs(url.query)["schema"][0]
-    key = lease_key(f"{url.hostname}:{url.port}{url.path}?{schema}", "acct")
+    key = lease_key(parse_qs(urlparse(pg_url).query)["schema"][0], "acct")
     with acquire_lease("acct", pg_url, tmp_path) as lease:
         lease.check()  # held: nothing happens
         assert terminate_holder(key) == 1
@@ -173,3 +169,11 @@ def test_a_lease_dropped_by_an_outage_is_taken_again_or_reported_lost(
                 lease.check()
             with pytest.raises(LeaseHeld):
                 acquire_lease("acct", pg_url, tmp_path)
+
+
+def test_one_database_under_two_host_names_has_one_lease(pg_url: str, tmp_path: Path) -> None:
+    """Advisory locks belong to the database, so the lease key must not name the host."""
+    other = pg_url.replace("127.0.0.1", "localhost", 1)
+    assert other != pg_url
+    with acquire_lease("acct", pg_url, tmp_path), pytest.raises(LeaseHeld):
+        acquire_lease("acct", other, tmp_path)
