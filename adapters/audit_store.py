@@ -180,8 +180,7 @@ class RawLog:
         def select_any(start: int | None, stop: int | None, limit: int) -> list[Record]:
             found = recorder.select_notifications(start=start, limit=limit, stop=stop)
             return [
-                (n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
-                for n in found
+                (n.id, str(n.originator_id), n.originator_version, n.topic, n.state) for n in found
             ]
 
         return select_any
@@ -648,8 +647,7 @@ def _diagnose(
             f"at position {n[0]} now sits at position {following[0]})"
         )
     return (
-        f"position {n[0]}: the stored event differs from the sealed record (changed after "
-        "sealing)"
+        f"position {n[0]}: the stored event differs from the sealed record (changed after sealing)"
     )
 
 

@@ -22,9 +22,12 @@ What an export's verification checks, in this order (the first failure is report
    the manifest says should be there).
 4. with HMAC keys (`--hmac-keys`): every approval, see `projections.audit_approvals`.
 
-Memory is flat: rows are streamed; NDJSON lines written by `ais audit export` take a fast
-path (fixed layout, compared byte for byte with the canonical rendering) and any other
-valid JSON line the general path (parsed and compared value by value).
+Memory is flat: rows are streamed in blocks of a few MB. A block written by `ais audit
+export` is checked whole (`_fast_block`: every line rebuilt from its record as the
+exporter writes it, compared byte for byte, hashed and rendered in C); a block where that
+fails is checked line by line, where lines in the exporter's layout take a fast path and
+any other valid JSON line the general path (parsed and compared value by value), and the
+first failure is named.
 """
 
 from __future__ import annotations
@@ -35,19 +38,33 @@ import csv
 import hashlib
 import json
 import multiprocessing
+import operator
 import os
 import re
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import islice
 from multiprocessing.pool import AsyncResult
+from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from adapters.audit_export import COLUMNS, EXPORT_FORMAT, FORMATS, MANIFEST, data_file
+from adapters.audit_export import (
+    COLUMNS,
+    EXPORT_FORMAT,
+    FORMATS,
+    MANIFEST,
+    data_file,
+    ndjson_batch,
+    record_digests,
+    text_rows,
+    view_batch,
+)
 from adapters.audit_store import PROOF_FORMAT, AuditError
 from domain.approval import KeyRing
 from projections.audit_approvals import ApprovalAuditor, ApprovalProblem, ApprovalStats
@@ -79,6 +96,15 @@ _TAIL = re.compile(
     rb',"record_sha256":"([0-9a-f]{64})","chain":"([0-9a-f]{64})","record":"([A-Za-z0-9+/]*={0,2})"\}\n?\Z'
 )
 _TAIL_LEN = len(b',"record_sha256":"') + 64 + len(b'","chain":"') + 64 + len(b'","record":"')
+_CHAIN_KEY = b'","chain":"'
+_RECORD_AT = slice(64 + len(b'","record":"'), -2)  # after the chain key
+_hexlify = binascii.hexlify
+_split_head = methodcaller("split", b'"', 12)
+_HEAD_FIELDS = itemgetter(slice(2, 12, 3))  # ':P,', O, ':V,', T
+_NUMBER = itemgetter(slice(1, -1))
+_PLAIN_NAMES = re.compile(rb"[^\\\x00-\x1f]*")  # as `_HEAD` takes ids and topics
+_b64decode = partial(binascii.a2b_base64, strict_mode=True)  # as b64decode(validate=True)
+BLOCK_BYTES = 4 << 20  # lines are checked a block at a time
 
 
 class Failure(Exception):
@@ -136,9 +162,7 @@ class _Expect:
     # by the caller, which holds the tree of the rows before: (row, checkpoint, frontier).
     snapshots: list[tuple[int, Checkpoint, int, Frontier]] = field(default_factory=list)
 
-    def starting_at(
-        self, row: int, previous: int | None, chain: bytes
-    ) -> _Expect:
+    def starting_at(self, row: int, previous: int | None, chain: bytes) -> _Expect:
         """The same promises, for a range that starts at `row`."""
         before = [c for c in self.checkpoints if c.tree_size <= self.first_leaf_index + row]
         return _Expect(
@@ -263,7 +287,6 @@ def _check_manifest(
     return fmt, expect
 
 
-
 # --- rows ---------------------------------------------------------------------------------------
 class _RowChecker:
     """The per-row checks shared by every format."""
@@ -271,11 +294,17 @@ class _RowChecker:
     def __init__(self, expect: _Expect, auditor: ApprovalAuditor | None) -> None:
         self.expect = expect
         self.auditor = auditor
-        self.checkpoints = iter(expect.checkpoints)
-        self.next_cp = next(self.checkpoints, None)
+        self.checkpoints = expect.checkpoints
+        self.cp_index = 0  # of `next_cp` in `checkpoints`
         reached = expect.first_leaf_index + expect.seen
-        while self.next_cp is not None and self.next_cp.tree_size <= reached:
-            self.next_cp = next(self.checkpoints, None)
+        while self.cp_index < len(self.checkpoints):
+            if self.checkpoints[self.cp_index].tree_size > reached:
+                break
+            self.cp_index += 1
+        self.next_cp = self._checkpoint(self.cp_index)
+
+    def _checkpoint(self, index: int) -> Checkpoint | None:
+        return self.checkpoints[index] if index < len(self.checkpoints) else None
 
     def order(self, position: int) -> None:
         e = self.expect
@@ -332,11 +361,72 @@ class _RowChecker:
                     e.snapshots.append((e.seen - 1, cp, e.cp_from, e.frontier.copy()))
             e.matched += 1
             e.cp_from = position + 1
-            self.next_cp = next(self.checkpoints, None)
+            self.cp_index += 1
+            self.next_cp = self._checkpoint(self.cp_index)
 
-    def approvals(
-        self, position: int, oid: str, ver: int, topic: str, state: Any
-    ) -> None:
+    def batch(
+        self,
+        positions: list[int],
+        digests: list[bytes],
+        claimed_chains: Sequence[bytes],
+    ) -> bool:
+        """Every check `order` and `hashes` make, for a batch of rows whose claimed record
+        hashes the caller has compared with `digests`: one short loop for the chain, the
+        rest in C. False, with nothing changed, when any row fails: the per-row path then
+        names it."""
+        e = self.expect
+        n = len(positions)
+        head, tail = positions[0], positions[-1]
+        if (
+            (e.previous is not None and head <= e.previous)
+            or (e.seen == 0 and e.first is not None and e.count and head > e.first)
+            or e.first is None
+            or e.last is None
+            or head < e.first
+            or tail > e.last
+            or e.seen + n > e.count
+            or not all(map(operator.lt, positions, islice(positions, 1, None)))
+        ):
+            return False
+        sha = _sha256
+        chain = e.chain
+        chains: list[bytes] = []
+        append = chains.append
+        for digest in digests:
+            chain = sha(chain + digest).digest()
+            append(chain)
+        if list(map(_hexlify, chains)) != list(claimed_chains):
+            return False
+        frontier = e.frontier.copy()
+        base, done, cp_index, cp_from = e.first_leaf_index + e.seen, 0, self.cp_index, e.cp_from
+        snapshots: list[tuple[int, Checkpoint, int, Frontier]] = []
+        cp, reached = self.next_cp, base
+        while cp is not None and reached < cp.tree_size <= base + n:  # `hashes`' order
+            reached = cp.tree_size
+            j = reached - base - 1
+            if positions[j] != cp.last_position or chains[j].hex() != cp.chain_head:
+                return False
+            if e.first_leaf_index == 0:  # the export's tree is the log's: roots comparable
+                frontier.append_many(digests[done : j + 1])
+                done = j + 1
+                if e.start_row == 0:
+                    if frontier.root().hex() != cp.merkle_root:
+                        return False
+                else:
+                    snapshots.append((e.seen + j, cp, cp_from, frontier.copy()))
+            cp_from = positions[j] + 1
+            cp_index += 1
+            cp = self._checkpoint(cp_index)
+        frontier.append_many(digests[done:])
+        e.frontier, e.chain, e.previous = frontier, chain, tail
+        e.seen += n
+        e.matched += cp_index - self.cp_index
+        e.cp_from = cp_from
+        e.snapshots += snapshots
+        self.cp_index, self.next_cp = cp_index, cp
+        return True
+
+    def approvals(self, position: int, oid: str, ver: int, topic: str, state: Any) -> None:
         if self.auditor is None:
             return
         try:
@@ -391,9 +481,7 @@ def _plain_hash(position: int, oid: str, ver: int, topic: str, record: bytes) ->
         raise _at(position, str(exc)) from None
 
 
-def _general_row(
-    checker: _RowChecker, value: Any, line_no: int, wants_state: bool
-) -> None:
+def _general_row(checker: _RowChecker, value: Any, line_no: int, wants_state: bool) -> None:
     """A row as JSON values (an NDJSON line in any layout): every check by value."""
     if not isinstance(value, dict):
         raise Failure(f"line {line_no}", "not a JSON object")
@@ -435,27 +523,105 @@ def _check_view(position: int, state: Any, timestamp: Any, record: bytes) -> Any
     return expected
 
 
-def _lines(path: Path, start: int, end: int | None) -> Iterator[bytes]:
-    """The file's lines from byte `start` to `end` (None: to the end), streamed."""
+def _blocks(path: Path, start: int, end: int | None) -> Iterator[bytes]:
+    """The file from byte `start` to `end` (None: to the end) in blocks of whole lines
+    (the last may lack its newline), streamed."""
     with path.open("rb") as handle:
         handle.seek(start)
-        if end is None:
-            yield from handle
-            return
-        yield from handle.read(end - start).splitlines(keepends=True)
+        left = b""
+        remaining = None if end is None else end - start
+        while remaining is None or remaining > 0:
+            data = handle.read(BLOCK_BYTES if remaining is None else min(BLOCK_BYTES, remaining))
+            if not data:
+                break
+            if remaining is not None:
+                remaining -= len(data)
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                left += data
+                continue
+            yield left + data[:cut]
+            left = data[cut:]
+        if left:
+            yield left
+
+
+def _split_lines(block: bytes) -> list[bytes]:
+    """A block's lines, each with its newline (only LF ends a line)."""
+    lines = [line + b"\n" for line in block.split(b"\n")]
+    lines[-1] = lines[-1][:-1]
+    return lines if lines[-1] else lines[:-1]
+
+
+def _fast_block(block: bytes, checker: _RowChecker) -> int:
+    """Check a block of lines a batch at a time: rebuild each line from its record as the
+    exporter writes it (hashing and rendering in C) and compare the block byte for byte,
+    then `_RowChecker.batch`. Returns the lines checked; 0 (nothing checked) when a line
+    differs from that rendering or fails a check, for the per-line path to name it."""
+    if not block.endswith(b"\n"):
+        return 0
+    lines = block.split(b"\n")
+    lines.pop()
+    # '{"position":P,"originator_id":"O","originator_version":V,"topic":"T",...' split at
+    # its quotes; whatever these yield, the rebuilt line must equal the line.
+    heads = list(map(_HEAD_FIELDS, map(_split_head, lines)))
+    if not heads or len(min(heads, key=len)) < 4:
+        return 0
+    positions_text, oids, vers_text, topics = zip(*heads, strict=True)
+    if not _PLAIN_NAMES.fullmatch(b"".join(oids) + b"".join(topics)):
+        return 0
+    tails = list(map(itemgetter(2), map(methodcaller("rpartition", _CHAIN_KEY), lines)))
+    chains = list(map(itemgetter(slice(0, 64)), tails))
+    records_b64 = list(map(itemgetter(_RECORD_AT), tails))
+    try:
+        records = list(map(_b64decode, records_b64))
+    except binascii.Error:
+        return 0
+    view = view_batch(records)
+    if view is None:
+        return 0
+    try:
+        positions = list(map(int, map(_NUMBER, positions_text)))
+        versions = list(map(int, map(_NUMBER, vers_text)))
+    except ValueError:
+        return 0
+    digests = record_digests(positions, oids, versions, topics, records)
+    rows = ndjson_batch(positions, oids, versions, topics, *view, digests, records_b64)
+    if text_rows(rows, chains) != block:  # so record_sha256, state, timestamp are right
+        return 0
+    return len(lines) if checker.batch(positions, digests, chains) else 0
 
 
 def _check_lines(
-    lines: Iterable[bytes],
+    blocks: Iterable[bytes],
     checker: _RowChecker,
     wants_state: bool,
     progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Every check of every NDJSON line; the fast path for the layout the exporter writes."""
+    """Every check of every NDJSON line: a block at a time where every line is in the
+    exporter's layout (`_fast_block`), else line by line (a fast path for that layout too)."""
+    line_no = checker.expect.start_row
+    for block in blocks:
+        checked = 0 if wants_state else _fast_block(block, checker)
+        if checked:
+            line_no += checked
+            if progress is not None and checker.expect.previous is not None:
+                progress(checker.expect.previous)
+            continue
+        line_no = _check_block_lines(_split_lines(block), checker, wants_state, line_no, progress)
+
+
+def _check_block_lines(
+    lines: Iterable[bytes],
+    checker: _RowChecker,
+    wants_state: bool,
+    line_no: int,
+    progress: Callable[[int], None] | None,
+) -> int:
+    """`_check_lines` one line at a time; returns the number of the last line checked."""
     head_match = _HEAD.match
     tail_match = _TAIL.match
     sha = _sha256
-    line_no = checker.expect.start_row
     for line in lines:
         line_no += 1
         head = head_match(line)
@@ -488,6 +654,7 @@ def _check_lines(
             )
         if progress is not None and line_no % 10_000 == 0:
             progress(position)
+    return line_no
 
 
 def _slow_line(
@@ -506,9 +673,11 @@ def _slow_line(
         where = (
             f"position {int(found.group(1))}"
             if found
-            else f"line {line_no}" + (
+            else f"line {line_no}"
+            + (
                 f" (after position {checker.expect.previous})"
-                if checker.expect.previous is not None else ""
+                if checker.expect.previous is not None
+                else ""
             )
         )
         raise Failure(where, f"line {line_no} is not valid JSON (truncated or edited)") from None
@@ -524,15 +693,26 @@ def _slow_line(
         record = _decode_record(position, value["record"])
         state = _check_view(position, value.get("state"), value.get("timestamp"), record)
         if wants_state:
-            checker.approvals(position, value["originator_id"], value["originator_version"],
-                              value["topic"], state)
+            checker.approvals(
+                position, value["originator_id"], value["originator_version"], value["topic"], state
+            )
         return
     _general_row(checker, value, line_no, wants_state)
 
 
-def _csv(path: Path, checker: _RowChecker, wants_state: bool,
-         progress: Callable[[int], None] | None) -> None:
-    csv.field_size_limit(sys.maxsize)
+def _csv(
+    path: Path, checker: _RowChecker, wants_state: bool, progress: Callable[[int], None] | None
+) -> None:
+    previous = csv.field_size_limit(sys.maxsize)  # a state field can be any size
+    try:
+        _csv_rows(path, checker, wants_state, progress)
+    finally:
+        csv.field_size_limit(previous)  # process-wide: leave other readers their limit
+
+
+def _csv_rows(
+    path: Path, checker: _RowChecker, wants_state: bool, progress: Callable[[int], None] | None
+) -> None:
     with path.open("r", encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
@@ -546,14 +726,26 @@ def _csv(path: Path, checker: _RowChecker, wants_state: bool,
                 position, ver = int(p), int(ver_text)
             except ValueError:
                 raise Failure(f"line {row_no}", "position or version is not an integer") from None
-            _text_row(checker, position, oid, ver, topic, ts or None, state or None, rh, chain,
-                      _decode_record(position, record_text), wants_state)
+            _text_row(
+                checker,
+                position,
+                oid,
+                ver,
+                topic,
+                ts or None,
+                state or None,
+                rh,
+                chain,
+                _decode_record(position, record_text),
+                wants_state,
+            )
             if progress is not None and row_no % 10_000 == 0:
                 progress(position)
 
 
-def _parquet(path: Path, checker: _RowChecker, wants_state: bool,
-             progress: Callable[[int], None] | None) -> None:
+def _parquet(
+    path: Path, checker: _RowChecker, wants_state: bool, progress: Callable[[int], None] | None
+) -> None:
     import pyarrow as pa  # type: ignore[import-untyped]
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
@@ -573,8 +765,9 @@ def _parquet(path: Path, checker: _RowChecker, wants_state: bool,
             ):
                 if position is None or ver is None or None in (oid, topic, rh, chain, record):
                     raise Failure(f"position {position}", "a required value is null")
-                _text_row(checker, position, oid, ver, topic, ts, state, rh, chain, record,
-                          wants_state)
+                _text_row(
+                    checker, position, oid, ver, topic, ts, state, rh, chain, record, wants_state
+                )
             if progress is not None and columns[0]:
                 progress(columns[0][-1])
     except pa.ArrowException as exc:
@@ -647,7 +840,7 @@ def _verify_batch(path: str, start: int, end: int, expect: _Expect) -> _Batch:
     checker = _RowChecker(expect, None)
     failure: str | None = None
     try:
-        _check_lines(_lines(Path(path), start, end), checker, False)
+        _check_lines(_blocks(Path(path), start, end), checker, False)
     except Failure as exc:
         failure = str(exc)
     except UnicodeDecodeError:
@@ -810,7 +1003,7 @@ def verify_export(
             _parallel_ndjson(path, expect, workers, batch_lines, step)
             checker = _RowChecker(expect, None)
         elif fmt == "ndjson":
-            _check_lines(_lines(path, 0, None), checker, auditor is not None, step)
+            _check_lines(_blocks(path, 0, None), checker, auditor is not None, step)
         elif fmt == "csv":
             _csv(path, checker, auditor is not None, step)
         else:
@@ -902,4 +1095,3 @@ def check_proof(path: Path, public_key: Path | None = None) -> ProofReport:
     if not verify_inclusion(digest, index, size, nodes, bytes.fromhex(checkpoint.merkle_root)):
         raise _at(position, "the inclusion proof does not lead to the checkpoint's Merkle root")
     return ProofReport(position, size, checkpoint.merkle_root, key_source, key_fingerprint(key))
-
