@@ -60,7 +60,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     tokens = {
         role: ais("token", "create", name, "--role", role, home=home).stdout.strip()
         for role, name in (
-            ("viewer", "view-vera"), ("operator", "ops-olga"), ("auditor", "aud-ada")
+            ("viewer", "view-vera"),
+            ("operator", "ops-olga"),
+            ("auditor", "aud-ada"),
         )
     }
     with serving(home) as client:
@@ -80,9 +82,20 @@ def browser() -> Iterator[Browser]:
             found.close()
 
 
+# What the page's Content-Security-Policy blocked, across every page of the module: the
+# console must work inside its own policy.
+BLOCKED: list[str] = []
+
+
 def signed_in(browser: Browser, console: Console, role: str) -> Page:
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     page.set_default_timeout(10_000)
+    page.on(
+        "console",
+        lambda message: (
+            BLOCKED.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     page.goto(console.url + "/")
     page.fill("#token", console.tokens[role])
     page.press("#token", "Enter")
@@ -94,6 +107,7 @@ def visit(page: Page, name: str, shot: str) -> None:
     page.click(f"nav a[href='#{name}']")
     expect(page.locator("body")).to_have_attribute("data-loaded", name)
     page.screenshot(path=str(SHOTS / f"{shot}.png"), full_page=True)
+    assert not BLOCKED, BLOCKED
 
 
 def confirm(page: Page, button: str, reason: str) -> None:
@@ -106,6 +120,8 @@ def confirm(page: Page, button: str, reason: str) -> None:
 def test_viewer_sees_the_portfolio_and_gets_403_on_the_kill_switch(
     console: Console, browser: Browser
 ) -> None:
+    policy = console.client.get("/").headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "default-src 'none'" in policy
     page = signed_in(browser, console, "viewer")
     portfolio = console.read("/v1/portfolio")
     nav = page.locator("#nav-value .v")
