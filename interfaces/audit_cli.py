@@ -17,11 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from eventsourcing.persistence import PersistenceError
-from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.audit_export import FORMATS, export_log
 from adapters.audit_store import (
@@ -39,8 +35,8 @@ from adapters.audit_verify import Failure, check_proof, verify_export
 from adapters.clock import system_clock
 from adapters.persistence import eventsourcing_env
 from adapters.read_store import engines
-from adapters.settings import ConfigError
-from domain.approval import KeyRing, KeyRingError
+from domain.approval import KeyRing
+from interfaces.console import CLEAN_ERRORS, error_line, progress_bar
 from projections.audit_seal import key_fingerprint
 
 audit_app = typer.Typer(
@@ -49,19 +45,9 @@ audit_app = typer.Typer(
 console = Console(soft_wrap=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
-_CLEAN_ERRORS = (
-    AuditError,
-    ConfigError,
-    KeyRingError,
-    PersistenceError,
-    SQLAlchemyError,
-    ValidationError,
-    OSError,
-)
-
 
 def _one_line_errors(func: F) -> F:
-    """Known failures print `error: ...` (or the verification line) and exit 1."""
+    """A verification failure prints its own line; anything else as every command does."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -70,27 +56,11 @@ def _one_line_errors(func: F) -> F:
         except Failure as exc:
             print(str(exc), file=sys.stderr)
             raise typer.Exit(1) from None
-        except _CLEAN_ERRORS as exc:
-            if isinstance(exc, OSError) and not isinstance(exc, PersistenceError):
-                where = f"{exc.filename}: " if exc.filename else ""
-                message = f"{where}{exc.strerror or exc}"
-            else:
-                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            print(f"error: {message}", file=sys.stderr)
+        except CLEAN_ERRORS as exc:
+            print(f"error: {error_line(exc)}", file=sys.stderr)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def _bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
 
 
 @contextmanager
@@ -132,7 +102,7 @@ def seal(
             except KeyboardInterrupt:
                 stop.set()
             return
-        with _bar() as bar:
+        with progress_bar() as bar:
             task = bar.add_task("sealing", total=None)
             sealed = sealer.run_once(lambda p, h: bar.update(task, completed=p, total=h))
         made = sealer.checkpoint_now() if checkpoint else None
@@ -166,7 +136,7 @@ def export(
         raise AuditError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     settings = AuditSettings()
     key = load_signing_key(settings.signing_key_path)
-    with _database(settings) as (log, store), _bar() as bar:
+    with _database(settings) as (log, store), progress_bar() as bar:
         task = bar.add_task("exporting", total=None)
         manifest = export_log(
             log,
@@ -223,7 +193,7 @@ def verify(
     keys = KeyRing.parse(hmac_keys) if hmac_keys is not None else None
     if keys is not None and not keys.keys:
         raise AuditError("--hmac-keys holds no key")
-    with _bar() as bar:
+    with progress_bar() as bar:
         task = bar.add_task("verifying", total=None)
         report = verify_export(
             directory,
@@ -264,7 +234,7 @@ def verify(
 def _verify_db(public_key: Path | None) -> None:
     settings = AuditSettings()
     key = load_public_key(public_key or settings.public_key_path)
-    with _database(settings) as (log, store), _bar() as bar:
+    with _database(settings) as (log, store), progress_bar() as bar:
         task = bar.add_task("verifying", total=None)
         report = verify_database(
             log, store, key, lambda p, h: bar.update(task, completed=p, total=h)
