@@ -76,9 +76,9 @@ class Projector:
         self.projections = list(projections)
         self.batch_size = batch_size
         self.rebuilt = [p.name for p in self.projections if store.prepare(p)]
-        # per selective projection: event kind -> whether it wants it (asked once per kind)
-        self._wanted: dict[str, dict[str, bool]] = {
-            p.name: {} for p in self.projections if isinstance(p, SelectsEvents)
+        # per selective projection: its `wants`, and its answer per event kind (asked once)
+        self._wanted: dict[str, tuple[Callable[[str], bool], dict[str, bool]]] = {
+            p.name: (p.wants, {}) for p in self.projections if isinstance(p, SelectsEvents)
         }
 
     def lag(self) -> dict[str, int]:
@@ -121,12 +121,11 @@ class Projector:
         return len(events)
 
     def _wanted_by(self, projection: Projection, events: list[LoggedEvent]) -> list[LoggedEvent]:
-        wanted = self._wanted.get(projection.name)
-        if wanted is None:
+        if projection.name not in self._wanted:
             return events
-        assert isinstance(projection, SelectsEvents)
+        wants, wanted = self._wanted[projection.name]
         for kind in {e.kind for e in events}.difference(wanted):
-            wanted[kind] = projection.wants(kind)
+            wanted[kind] = wants(kind)
         return [e for e in events if wanted[e.kind]]
 
     def _apply(
