@@ -114,6 +114,9 @@ class TableSql:
         where = " AND ".join(f"{prep.quote(c)} = {mark}" for c in spec.key)
         self.select = f"SELECT {cols} FROM {name} WHERE {where}"
 
+    def key_of(self, row: Row) -> tuple[Any, ...]:
+        return tuple(row[c] for c in self.key)
+
     def values(self, rows: Iterable[Row]) -> list[tuple[Any, ...]]:
         columns = self.columns
         return [tuple(row[c] for c in columns) for row in rows]
@@ -145,7 +148,7 @@ class BatchRows:
         return dict(row) if row is not None else None
 
     def put(self, table: str, row: Row) -> None:
-        key = tuple(row[c] for c in self._sql[table].key)
+        key = self._sql[table].key_of(row)
         kept = dict(row)  # one private copy: `get` hands out copies of it
         self.cache.rows[table][key] = kept
         self.dirty[table][key] = kept
@@ -153,10 +156,10 @@ class BatchRows:
     def scan(self, table: str) -> list[Row]:
         cache = self.cache.rows[table]
         if table not in self.cache.scanned:
-            key = self._sql[table].key
+            sql = self._sql[table]
             for found in self.connection.execute(select(self._tables[table])).mappings():
                 row = dict(found)
-                cache.setdefault(tuple(row[c] for c in key), row)
+                cache.setdefault(sql.key_of(row), row)
             self.cache.scanned.add(table)
         return [dict(row) for _, row in sorted(cache.items(), key=lambda kv: kv[0]) if row]
 
