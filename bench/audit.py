@@ -45,7 +45,6 @@ import multiprocessing
 import os
 import resource
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -59,7 +58,7 @@ from typing import Any
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.persistence import StoredEvent
-from figures import Figure, render
+from figures import Figure, publish
 from rich.console import Console
 
 from adapters.audit_export import export_log
@@ -683,19 +682,11 @@ def main(argv: list[str] | None = None) -> int:
     if skipped is not None:
         console.print(f"[yellow]skipped PostgreSQL figures: {skipped}[/]")
     mode = "quick" if args.quick else "full"
-    render(
-        console,
-        figures,
+    title = (
         f"AIS audit, {sizes.events:,} events ({mode}, "
-        f"{time.perf_counter() - started:.1f} s, {os.cpu_count()} CPUs)",
+        f"{time.perf_counter() - started:.1f} s, {os.cpu_count()} CPUs)"
     )
-    payload = [f.as_json() for f in figures]
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    sys.stdout.flush()
-    print(json.dumps(payload))
-    return 0
+    return publish(console, figures, title, args.out)
 
 
 if __name__ == "__main__":
