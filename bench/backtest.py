@@ -11,7 +11,6 @@ the same run: the loop cannot be faster than persisting its marks.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -26,6 +25,8 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from figures import Figure, publish  # noqa: E402
 
 from adapters.persistence import eventsourcing_env  # noqa: E402
 from adapters.settings import Settings  # noqa: E402
@@ -58,7 +59,7 @@ def raw_saves_per_second(home: Path, saves: int) -> float:
     return saves / elapsed
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--quick", action="store_true", help="two days instead of twenty")
     args = parser.parse_args()
@@ -87,33 +88,28 @@ def main() -> None:
     candles_per_s = outcome.candles / total
     bars_per_s = outcome.bars / loop_seconds
     figures = [
-        {
-            "name": "backtest_candles_per_s",
-            "value": round(candles_per_s, 1),
-            "unit": "candle/s",
-            "floor": None,
-            "ratio": None,
-            "target": TARGET_CANDLES_PER_S,
-            "ok": candles_per_s >= TARGET_CANDLES_PER_S,
-        },
-        {
-            "name": "backtest_bar_closes_per_s",
-            "value": round(bars_per_s, 1),
-            "unit": "bar/s",
-            "floor": round(floor, 1),
-            "ratio": round(bars_per_s / floor, 4),
-            "target": None,
-            "ok": True,
-        },
-        {
-            "name": "backtest_projection_events_per_s",
-            "value": round(projected / project_seconds, 1),
-            "unit": "event/s",
-            "floor": None,
-            "ratio": None,
-            "target": None,
-            "ok": True,
-        },
+        Figure(
+            "backtest_candles_per_s",
+            candles_per_s,
+            "candle/s",
+            target=TARGET_CANDLES_PER_S,
+            ok=candles_per_s >= TARGET_CANDLES_PER_S,
+            note="instrument-bars through the loop and the projections",
+        ),
+        Figure(
+            "backtest_bar_closes_per_s",
+            bars_per_s,
+            "bar/s",
+            floor,
+            bars_per_s / floor,
+            note="loop steps ÷ raw one-event saves",
+        ),
+        Figure(
+            "backtest_projection_events_per_s",
+            projected / project_seconds,
+            "event/s",
+            note="projecting the backtest's log afterwards",
+        ),
     ]
     table = Table(title=f"backtest: {outcome.candles} candles, {outcome.bars} bar closes")
     for column in ("stage", "seconds", "share"):
@@ -126,8 +122,8 @@ def main() -> None:
         f"{bars_per_s:,.0f} bar closes/s in the loop vs raw saves {floor:,.0f}/s; "
         f"projected {projected} events in {project_seconds:.1f} s"
     )
-    print(json.dumps(figures))
+    return publish(console, figures, "AIS backtest", None)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
