@@ -65,7 +65,6 @@ import gc
 import hashlib
 import hmac
 import io
-import os
 import pstats
 import random
 import tempfile
@@ -79,12 +78,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import ApplicationRecorder
 from figures import Figure, percentile, publish
 from rich.console import Console
+from stores import postgres_reachable, postgres_schema
 
 from adapters.clock import SeededIds, SimulatedClock
 from adapters.persistence import eventsourcing_env
@@ -105,10 +104,6 @@ from domain.limits import RiskLimits
 from domain.risk_desk import RiskDesk
 from domain.values import Mode, OrderType, Side
 
-PG_DSN = os.environ.get(
-    "AIS_BENCH_PG_DSN",
-    os.environ.get("AIS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
-)
 CONFIG = PROJECT_ROOT / "config"
 KEYS = KeyRing.parse("bench1:" + "b" * 48)
 START = datetime(2024, 1, 2, 9, 0, tzinfo=UTC)
@@ -555,26 +550,10 @@ def sqlite_env() -> Iterator[dict[str, str]]:
         yield eventsourcing_env(None, Path(tmp) / "home")
 
 
-def postgres_reachable() -> str | None:
-    """None when reachable, else one line saying why not."""
-    try:
-        with psycopg.connect(PG_DSN, connect_timeout=3):
-            return None
-    except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"PostgreSQL not reachable at {PG_DSN}: {first}"
-
-
 @contextmanager
 def postgres_env() -> Iterator[dict[str, str]]:
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield eventsourcing_env(f"{PG_DSN}?schema={schema}", Path(tempfile.gettempdir()))
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with postgres_schema() as url:
+        yield eventsourcing_env(url, Path(tempfile.gettempdir()))
 
 
 # --- output --------------------------------------------------------------------------------

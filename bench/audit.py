@@ -55,11 +55,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.persistence import StoredEvent
 from figures import Figure, publish
 from rich.console import Console
+from stores import postgres_reachable, postgres_schema
 
 from adapters.audit_export import export_log
 from adapters.audit_store import AuditStore, RawLog, Sealer
@@ -88,10 +88,6 @@ from domain.commands import (
 )
 from domain.values import Mode, OrderType, Side
 
-PG_DSN = os.environ.get(
-    "AIS_BENCH_PG_DSN",
-    os.environ.get("AIS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
-)
 CONFIG = PROJECT_ROOT / "config"
 KEYS = KeyRing.parse("bench1:" + "b" * 48)
 SIGNING_KEY_SEED = bytes(range(32))
@@ -495,26 +491,10 @@ def sqlite_store(base: Path) -> Iterator[Store]:
     yield Store("sqlite", None, home, eventsourcing_env(None, home))
 
 
-def postgres_reachable() -> str | None:
-    try:
-        with psycopg.connect(PG_DSN, connect_timeout=3):
-            return None
-    except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"PostgreSQL not reachable at {PG_DSN}: {first}"
-
-
 @contextmanager
 def postgres_store(base: Path) -> Iterator[Store]:
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = f"{PG_DSN}?schema={schema}"
-    try:
+    with postgres_schema() as url:
         yield Store("postgres", url, base / "pg-home", eventsourcing_env(url, base / "pg-home"))
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def bench_store(

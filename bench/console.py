@@ -155,9 +155,7 @@ def run(events: int, quick: bool, console: Console) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="ais-bench-console-") as tmp:
         home = Path(tmp) / "home"
         build_store(home, events, lifecycles, console)
-        token = create_token(
-            tokens_file(Settings(home=home)), "bench", "viewer", datetime.now(UTC)
-        )
+        token = create_token(tokens_file(Settings(home=home)), "bench", "viewer", datetime.now(UTC))
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         server = serve(home, port)

@@ -42,12 +42,12 @@ from approvals import (
     START,
     build_app,
     postgres_env,
-    postgres_reachable,
     sqlite_env,
 )
 from eventsourcing.application import Repository
 from figures import Figure, publish
 from rich.console import Console
+from stores import postgres_reachable
 
 from adapters.clock import SimulatedClock
 from application.desk_snapshots import DESK_SNAPSHOT_INTERVAL

@@ -55,7 +55,6 @@ import gc
 import io
 import math
 import multiprocessing
-import os
 import pstats
 import random
 import re
@@ -73,11 +72,11 @@ from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from eventsourcing.persistence import ApplicationRecorder, StoredEvent
 from figures import Figure, publish
 from rich.console import Console
 from sqlalchemy import func, select
+from stores import postgres_reachable, postgres_schema
 
 from adapters.clock import SeededIds, SimulatedClock
 from adapters.event_log import EventLog, StoredEventSource
@@ -103,10 +102,6 @@ from domain.values import Mode, OrderType, Side
 from projections.registry import all_projections
 from projections.replay import rebuild
 
-PG_DSN = os.environ.get(
-    "AIS_BENCH_PG_DSN",
-    os.environ.get("AIS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
-)
 CONFIG = PROJECT_ROOT / "config"
 KEYS = KeyRing.parse("bench1:" + "b" * 48)
 START = datetime(2024, 1, 2, 9, 0, tzinfo=UTC)
@@ -589,28 +584,13 @@ def sqlite_store() -> Iterator[Store]:
         yield Store("sqlite", eventsourcing_env(None, home), None, str(home))
 
 
-def postgres_reachable() -> str | None:
-    """None when reachable, else one line saying why not."""
-    try:
-        with psycopg.connect(PG_DSN, connect_timeout=3):
-            return None
-    except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"PostgreSQL not reachable at {PG_DSN}: {first}"
-
-
 @contextmanager
 def postgres_store() -> Iterator[Store]:
-    schema = f"bench_replay_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        with tempfile.TemporaryDirectory(prefix="ais-bench-replay-") as tmp:
-            url = f"{PG_DSN}?schema={schema}"
-            yield Store("postgres", eventsourcing_env(url, Path(tmp)), url, tmp)
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with (
+        postgres_schema("bench_replay") as url,
+        tempfile.TemporaryDirectory(prefix="ais-bench-replay-") as tmp,
+    ):
+        yield Store("postgres", eventsourcing_env(url, Path(tmp)), url, tmp)
 
 
 def bench_store(
