@@ -33,7 +33,7 @@ def eventsourcing_env(database_url: str | None, home: Path) -> dict[str, str]:
     schema = parse_qs(url.query).get("schema", [""])[0]
     env = {
         **common,
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": "adapters.pg_persistence:Factory",
         "POSTGRES_DBNAME": dbname,
         "POSTGRES_HOST": url.hostname,
         "POSTGRES_PORT": str(url.port or 5432),

@@ -1,4 +1,4 @@
-"""Read-model DDL when several processes start together on a fresh PostgreSQL schema."""
+"""Store DDL when several processes start together on a fresh PostgreSQL schema."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import inspect
 
+from adapters.event_log import EventLog
+from adapters.persistence import eventsourcing_env
 from adapters.read_store import SqlReadStore, engines
 from projections.registry import all_projections
 
@@ -37,3 +39,23 @@ def test_concurrent_prepare_on_a_fresh_schema_all_succeed(pg_url: str, tmp_path:
     finally:
         for store in stores:
             store.close()
+
+
+def test_concurrent_event_stores_on_a_fresh_schema_all_open(pg_url: str, tmp_path: Path) -> None:
+    """Starters opening the event store together each create its tables and replace its
+    `insert_events` function; without taking turns one fails ("tuple concurrently
+    updated"). All must open and see the same empty log."""
+    env = eventsourcing_env(pg_url, tmp_path)
+    together = threading.Barrier(STARTERS)
+
+    def start(_: int) -> int:
+        together.wait(timeout=30)
+        log = EventLog(env)
+        try:
+            return log.recorder.max_notification_id() or 0
+        finally:
+            log.close()
+
+    for _ in range(3):  # the race is narrow: give it a few chances on fresh starts
+        with ThreadPoolExecutor(STARTERS) as pool:
+            assert list(pool.map(start, range(STARTERS))) == [0] * STARTERS
