@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -25,8 +25,9 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmuta
 from eventsourcing.persistence import IntegrityError, Recording
 
 from application.desk_snapshots import snapshot_saved_desk
-from application.errors import ConcurrencyConflict, NotFound, RiskRejected
+from application.errors import ConcurrencyConflict, NotFound
 from application.ports import Clock, IdFactory
+from application.unit_outcome import UnitOutcome, positions
 from domain.approval import ApprovalToken, KeyRing, Verifier
 from domain.base import event_clock
 from domain.commands import (
@@ -142,7 +143,7 @@ class TradingApp(Application[UUID]):
                 "events saved",
                 extra={
                     "account_id": self.account_id,
-                    "positions": _positions(recordings),
+                    "positions": positions(recordings),
                     "events": [type(r.domain_event).__qualname__ for r in recordings],
                 },
             )
@@ -160,7 +161,33 @@ class TradingApp(Application[UUID]):
     # --- commands --------------------------------------------------------------------------
     def execute(self, *commands: Command) -> list[ApprovalToken]:
         """Approve and apply the commands as one unit; retried when another writer raced us."""
-        return self._retrying(lambda: self._execute_once(commands))
+        outcomes, saved = self.execute_group([commands])
+        return outcomes[0].settle(saved)
+
+    def execute_group(
+        self, units: Sequence[Sequence[Command]]
+    ) -> tuple[list[UnitOutcome], list[Recording[UUID]]]:
+        """Decide independent units in order against one desk and save them in ONE
+        transaction (group commit), retried from fresh state when another writer raced us.
+
+        Each unit is all or nothing, as `execute` promises: a unit that fails after one of
+        its commands was approved is taken out and the group decided again, so no approval
+        reaches the disk without its change. Nothing is logged here: each caller settles its
+        outcome in its own context, which carries its request id.
+        """
+
+        def unit() -> tuple[list[UnitOutcome], list[Recording[UUID]]]:
+            pinned: dict[int, UnitOutcome] = {}  # decided against this attempt's state
+            while True:
+                decided = self._decide_group(units, pinned)
+                if decided is not None:
+                    desk, targets, outcomes = decided
+                    objs = [desk, *targets]
+                    if not any(obj.pending_events for obj in objs):
+                        return outcomes, []
+                    return outcomes, self.save(*objs)
+
+        return self._retrying(unit)
 
     def _retrying(self, unit: Callable[[], T]) -> T:
         """Run a load-decide-save unit again from fresh state after a version conflict."""
@@ -173,27 +200,47 @@ class TradingApp(Application[UUID]):
                 _back_off(attempt)
         raise ConcurrencyConflict(f"gave up after {_CONFLICT_RETRIES} conflicting writes")
 
-    def _execute_once(self, commands: Iterable[Command]) -> list[ApprovalToken]:
+    def _decide_group(
+        self, units: Sequence[Sequence[Command]], pinned: dict[int, UnitOutcome]
+    ) -> tuple[RiskDesk, list[Aggregate], list[UnitOutcome]] | None:
+        """One pass over the group; None after pinning a unit that failed half-way."""
         desk = self.desk()
         targets: dict[UUID, Aggregate | None] = {}
+        outcomes: list[UnitOutcome] = []
+        for index, commands in enumerate(units):
+            if index in pinned:
+                outcomes.append(pinned[index].record_on(desk, self.clock()))
+                continue
+            outcome = self._decide_unit(desk, targets, commands)
+            if outcome.dirty:
+                pinned[index] = outcome
+                return None
+            outcomes.append(outcome)
+        return desk, [t for t in targets.values() if t is not None], outcomes
+
+    def _decide_unit(
+        self, desk: RiskDesk, targets: dict[UUID, Aggregate | None], commands: Sequence[Command]
+    ) -> UnitOutcome:
         tokens: list[ApprovalToken] = []
         for command in commands:
-            if command.target_id not in targets:
-                targets[command.target_id] = self._load_target(command)
-            target = targets[command.target_id]
-            decision = self._decide(desk, command, target)
-            if isinstance(decision, Rejection):
-                if tokens:  # earlier approvals in this unit must not reach the disk
-                    desk = self.desk()
-                    desk.record_rejection(command, decision, self.clock())
-                _log_rejected(command, decision, self.save(desk))
-                raise RiskRejected(decision)
-            targets[command.target_id] = self._apply(command, decision, target)
+            asked = False  # has the desk recorded a decision on this command?
+            try:
+                if command.target_id not in targets:
+                    targets[command.target_id] = self._load_target(command)
+                target = targets[command.target_id]
+                self._validate(command, target)
+                asked = True
+                decision = self._ask_desk(desk, command, target)
+                if isinstance(decision, Rejection):
+                    # Recorded on the desk; with approvals before it, the unit must go.
+                    return UnitOutcome.rejected_by_desk(command, decision, dirty=bool(tokens))
+                targets[command.target_id] = self._apply(command, decision, target)
+            except Exception as exc:  # the caller gets it, as from a plain call
+                # Failing before the desk was asked changes nothing; after, the desk holds
+                # an approval whose change will not happen.
+                return UnitOutcome(error=exc, dirty=asked or bool(tokens))
             tokens.append(decision)
-        saved = self.save(desk, *targets.values())
-        for token in tokens:
-            _log_approved(token, saved)
-        return tokens
+        return UnitOutcome(tokens=tokens)
 
     def approve(self, command: Command) -> ApprovalToken:
         """First half of the two-step path: the approval is on disk before any change."""
@@ -205,10 +252,9 @@ class TradingApp(Application[UUID]):
 
         decision, saved = self._retrying(decide_and_save)
         if isinstance(decision, Rejection):
-            _log_rejected(command, decision, saved)
-            raise RiskRejected(decision)
-        _log_approved(decision, saved)
-        return decision
+            UnitOutcome.rejected_by_desk(command, decision, dirty=False).settle(saved)
+        assert isinstance(decision, ApprovalToken)
+        return UnitOutcome(tokens=[decision]).settle(saved)[0]
 
     def apply(self, command: Command, token: ApprovalToken) -> None:
         """Second half: apply a command with a token the desk issued; a token works once."""
@@ -226,6 +272,11 @@ class TradingApp(Application[UUID]):
         self, desk: RiskDesk, command: Command, target: Aggregate | None
     ) -> ApprovalToken | Rejection:
         self._validate(command, target)
+        return self._ask_desk(desk, command, target)
+
+    def _ask_desk(
+        self, desk: RiskDesk, command: Command, target: Aggregate | None
+    ) -> ApprovalToken | Rejection:
         return desk.approve(
             command,
             target_version=None if target is None else target.version,
@@ -385,34 +436,3 @@ class TradingApp(Application[UUID]):
             self.save(account)
 
         self._retrying(unit)
-
-
-def _positions(recordings: list[Recording[UUID]]) -> list[int]:
-    return [r.notification.id for r in recordings]
-
-
-def _log_approved(token: ApprovalToken, saved: list[Recording[UUID]]) -> None:
-    if not log.isEnabledFor(logging.INFO):
-        return
-    log.info(
-        "command approved",
-        extra={
-            "command_type": token.command_type,
-            "target_id": str(token.target_id),
-            "approval_id": str(token.approval_id),
-            "positions": _positions(saved),
-        },
-    )
-
-
-def _log_rejected(command: Command, rejection: Rejection, saved: list[Recording[UUID]]) -> None:
-    log.info(
-        "command rejected",
-        extra={
-            "command_type": command.command_type,
-            "target_id": str(command.target_id),
-            "guard": rejection.guard,
-            "reason": rejection.reason,
-            "positions": _positions(saved),
-        },
-    )

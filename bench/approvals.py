@@ -396,10 +396,12 @@ def _count_events(app: Application[uuid.UUID], after: int, upto: int) -> Counter
     return topics
 
 
-def build_app(env: dict[str, str], clock: SimulatedClock) -> TradingApp:
+def build_app(
+    env: dict[str, str], clock: SimulatedClock, limits: RiskLimits | None = None
+) -> TradingApp:
     return TradingApp(
         account_id=ACCOUNT,
-        limits=bench_limits(),
+        limits=limits or bench_limits(),
         catalog=load_catalog(CONFIG / "instruments.toml"),
         keys=KEYS,
         clock=clock,

@@ -15,7 +15,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 # Named, not globbed: bench/ also holds shared modules (figures.py) that are no benchmark.
-BENCHMARKS = ("approvals", "desk_load", "backtest", "replay", "audit", "http_api", "console")
+BENCHMARKS = (
+    "approvals",
+    "group_commit",
+    "desk_load",
+    "backtest",
+    "replay",
+    "audit",
+    "http_api",
+    "console",
+)
 
 
 def run(script: Path, extra: list[str]) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from adapters.event_log import StoredEventSource
 from adapters.persistence import eventsourcing_env
 from adapters.read_store import SqlReadStore, engines
 from adapters.settings import PROJECT_ROOT, Settings
+from application.group_commit import GroupCommitter
 from application.trading import TradingApp
 from interfaces.http.queries import ReadQueries
 from interfaces.http.tokens import TokenStore, tokens_file
@@ -54,6 +55,7 @@ class Services:
     tokens: TokenStore
     trading_factory: Callable[[], TradingApp] | None = None
     trading: TradingApp | None = None
+    committer: GroupCommitter | None = None
     config_digest: str = field(default_factory=lambda: config_digest(PROJECT_ROOT / "config"))
     max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS
     projector: BackgroundProjector | None = None
@@ -110,6 +112,16 @@ class Services:
                     self.trading = self.trading_factory()
                     self.closers.append(self.trading.close)
         return self.trading
+
+    def commands(self) -> GroupCommitter:
+        """The one writer for commands from concurrent requests (group commit)."""
+        if self.committer is None:
+            app = self.trading_app()
+            with self.command_lock:
+                if self.committer is None:
+                    self.committer = GroupCommitter(app)
+                    self.closers.append(self.committer.close)
+        return self.committer
 
     def start(self) -> None:
         if self.projector is not None:

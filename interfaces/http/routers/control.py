@@ -109,22 +109,21 @@ async def start_session(
 
     def run() -> dict[str, Any]:
         app = svc.trading_app()
-        with svc.command_lock:
-            session_id = app.ids()
-            app.execute(
-                StartSession(
-                    session_id=session_id,
-                    mode=Mode(body.mode),
-                    starting_capital=Decimal(body.starting_capital),
-                    config_digest=svc.config_digest,
-                )
+        session_id = app.ids()
+        svc.commands().execute(
+            StartSession(
+                session_id=session_id,
+                mode=Mode(body.mode),
+                starting_capital=Decimal(body.starting_capital),
+                config_digest=svc.config_digest,
             )
-            return {
-                "session_id": str(session_id),
-                "status": app.session(session_id).status,
-                "position": _head(app),
-                "requested_by": caller.name,
-            }
+        )
+        return {
+            "session_id": str(session_id),
+            "status": app.session(session_id).status,
+            "position": _head(app),
+            "requested_by": caller.name,
+        }
 
     return _stamped(response, await run_in_threadpool(run))
 
@@ -141,14 +140,14 @@ async def halt_session(
 
     def run() -> dict[str, Any]:
         app = svc.trading_app()
-        with svc.command_lock:
-            app.execute(HaltSession(session_id=session_id, reason=with_actor(body.reason, caller)))
-            return {
-                "session_id": str(session_id),
-                "status": app.session(session_id).status,
-                "position": _head(app),
-                "requested_by": caller.name,
-            }
+        halt = HaltSession(session_id=session_id, reason=with_actor(body.reason, caller))
+        svc.commands().execute(halt)
+        return {
+            "session_id": str(session_id),
+            "status": app.session(session_id).status,
+            "position": _head(app),
+            "requested_by": caller.name,
+        }
 
     return _stamped(response, await run_in_threadpool(run))
 
@@ -165,13 +164,13 @@ async def cancel_order(
 
     def run() -> dict[str, Any]:
         app = svc.trading_app()
-        with svc.command_lock:
-            app.execute(CancelOrder(order_id=order_id, reason=with_actor(body.reason, caller)))
-            return {
-                "order_id": str(order_id),
-                "status": app.order(order_id).status,
-                "position": _head(app),
-                "requested_by": caller.name,
-            }
+        cancel = CancelOrder(order_id=order_id, reason=with_actor(body.reason, caller))
+        svc.commands().execute(cancel)
+        return {
+            "order_id": str(order_id),
+            "status": app.order(order_id).status,
+            "position": _head(app),
+            "requested_by": caller.name,
+        }
 
     return _stamped(response, await run_in_threadpool(run))
