@@ -46,6 +46,20 @@ def eventsourcing_env(database_url: str | None, home: Path) -> dict[str, str]:
     return env
 
 
+def sole_writer(env: dict[str, str]) -> dict[str, str]:
+    """For a throw-away store no other process writes while this one runs: a backtest's.
+
+    The aggregate cache is then the truth (the library puts every saved aggregate in
+    it), so loading the desk on every bar skips the query for newer events; on SQLite
+    commits skip the fsync (adapters/sqlite_persistence.py). Never for a shared store: a
+    trading loop there must see the kill switch `ais serve` engages.
+    """
+    relaxed = {**env, "AGGREGATE_CACHE_FASTFORWARD": "n"}
+    if env.get("PERSISTENCE_MODULE") == "eventsourcing.sqlite":
+        relaxed["PERSISTENCE_MODULE"] = "adapters.sqlite_persistence:Factory"
+    return relaxed
+
+
 def _refuse_foreign_file(path: Path) -> None:
     """A file that is not SQLite (corrupted, or something else at that path) is refused
     before the store opens it, so it is never written to and the error names it.

@@ -4,8 +4,10 @@ Run `.venv/bin/python bench/backtest.py [--quick]`. The full run is the demo's w
 ten BTC-quoted pairs, 20 days, events persisted on SQLite, then every read model
 projected. Prints a table with per-stage time shares and ends with one JSON line (a list
 of `{name, value, unit, floor, ratio, target, ok}`). The floor is the raw eventsourcing
-save rate on the same store for the same number of saves (one per bar close), measured in
-the same run: the loop cannot be faster than persisting its marks.
+save rate for the same number of saves (one per bar close), measured in the same run on a
+store configured like the run's: the loop cannot be faster than persisting its marks.
+The run is `ais backtest`'s: its own SQLite store, the app its sole writer
+(`adapters.persistence.sole_writer`: no fsync per commit, no fast-forward query per load).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from figures import Figure, publish  # noqa: E402
 
-from adapters.persistence import eventsourcing_env  # noqa: E402
+from adapters.persistence import eventsourcing_env, sole_writer  # noqa: E402
 from adapters.settings import Settings  # noqa: E402
 from interfaces.backtest_run import BacktestRequest, run  # noqa: E402
 from interfaces.read_side import read_side  # noqa: E402
@@ -47,7 +49,7 @@ class RawApp(Application[object]):  # type: ignore[type-var]
 
 
 def raw_saves_per_second(home: Path, saves: int) -> float:
-    app = RawApp(eventsourcing_env(None, home))
+    app = RawApp(sole_writer(eventsourcing_env(None, home)))  # configured like the run's
     aggregate = Tick()
     app.save(aggregate)
     start = time.perf_counter()
@@ -71,7 +73,8 @@ def main() -> int:
         settings = Settings(home=home, risk_hmac_keys="bench:" + "b" * 40)  # type: ignore[arg-type]
         request = BacktestRequest(files, ROOT / "config" / "btc-quoted", Decimal(10), 7, end=end)
         start = time.perf_counter()
-        outcome = run(request, settings, eventsourcing_env(None, home / "bt"))
+        # As `ais backtest` runs it: in a store of its own, the app its sole writer.
+        outcome = run(request, settings, sole_writer(eventsourcing_env(None, home / "bt")))
         loop_seconds = time.perf_counter() - start
         project_start = time.perf_counter()
         with read_side(settings.model_copy(update={"home": home / "bt"})) as side:

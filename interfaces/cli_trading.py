@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.keys import init_keys, load_keyring
-from adapters.persistence import eventsourcing_env
+from adapters.persistence import eventsourcing_env, sole_writer
 from adapters.settings import PROJECT_ROOT, Settings
 from domain.values import to_decimal
 from interfaces.backtest_run import BacktestOutcome, BacktestRequest, data_files, run
@@ -110,7 +110,8 @@ def backtest(
     run_settings = settings.model_copy(
         update={"home": run_dir, "database_url": None, "risk_hmac_keys_file": settings.keys_file}
     )
-    outcome = _run_with_progress(request, run_settings, eventsourcing_env(None, run_dir))
+    store = sole_writer(eventsourcing_env(None, run_dir))  # the run's own store
+    outcome = _run_with_progress(request, run_settings, store)
     _report(
         run_settings, outcome, report or run_dir / "report", ", ".join(str(p) for p in data), seed
     )
