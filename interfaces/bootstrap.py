@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from adapters.clock import random_ids, system_clock
 from adapters.keys import load_keyring
 from adapters.persistence import eventsourcing_env
@@ -22,3 +24,14 @@ def build_app(
         ids=ids,
         env=eventsourcing_env(settings.database_url, settings.home),
     )
+
+
+def freeze_startup_heap() -> None:
+    """Exempt what startup built (modules, config, the app) from the cyclic collector.
+
+    Those objects live as long as the process; left in the tracked generations, every
+    full collection walks them again (35 ms for ~84k objects measured in a loaded
+    process), in the middle of whatever decision allocated past the threshold.
+    """
+    gc.collect()
+    gc.freeze()

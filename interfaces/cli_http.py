@@ -99,6 +99,7 @@ def serve(
 
     import uvicorn
 
+    from interfaces.bootstrap import freeze_startup_heap
     from interfaces.http.app import create_app
     from interfaces.http.services import Services
 
@@ -115,6 +116,7 @@ def serve(
         services.close()
         raise
     app = create_app(services=services)
+    freeze_startup_heap()
     try:
         uvicorn.run(
             app,

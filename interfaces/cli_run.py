@@ -44,6 +44,7 @@ from domain.session import ACTIVE
 from domain.values import Mode, to_decimal
 from interfaces.backtest_run import BacktestRequest, config_digest, data_files, wire
 from interfaces.backtest_run import run as run_backtest_request
+from interfaces.bootstrap import freeze_startup_heap
 from interfaces.cli_trading import BUNDLED_CONFIG, ensure_keys
 from interfaces.kill_watch import KillWatch
 from interfaces.run_reconcile import ScheduledReconciliation, scheduled_reconciliation
@@ -260,6 +261,7 @@ def _run_loop(
         if resolved:
             console.print(f"resolved {len(resolved)} open orders from a previous run")
         loop.adopt(i for i, status in resolved.items() if status not in TERMINAL)
+        freeze_startup_heap()
         if continued:
             console.print(f"continuing session {session_id}, left active by a stopped run")
         else:
