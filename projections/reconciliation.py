@@ -85,6 +85,19 @@ _POLICIES = TableSpec("recon_policies", ("venue", "policy"), ("venue",))
 # What a baseline policy judges snapshots against: one normalized snapshot per venue.
 _BASELINES = TableSpec("recon_baselines", ("venue", "snapshot", "held"), ("venue",), ("snapshot",))
 
+# Besides Order.*: what `handle` folds; the projector skips the rest (half the log is
+# the desk's approvals and marks).
+_WANTED = frozenset(
+    {
+        "TradingSession.Started",
+        "Position.FillApplied",
+        "ExchangeAccount.Opened",
+        "ExchangeAccount.SnapshotRecorded",
+        "ReconciliationPolicy.Set",
+        "ReconciliationPolicy.Changed",
+    }
+)
+
 
 def _text(value: Decimal) -> str:
     return num(value.normalize()) if value else "0"
@@ -104,6 +117,9 @@ class ReconciliationProjection:
         _POLICIES,
         _BASELINES,
     )
+
+    def wants(self, kind: str) -> bool:
+        return kind in _WANTED or kind.startswith("Order.")
 
     def handle(self, event: LoggedEvent, rows: Rows) -> None:
         kind, s = event.kind, event.state
