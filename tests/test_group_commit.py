@@ -22,7 +22,8 @@ from domain.commands import PlaceOrder, SubmitOrder
 from domain.errors import IllegalTransition
 from domain.limits import RiskLimits
 from domain.values import OrderType, Side
-from tests.conftest import AppFactory, all_events, kinds, start_session
+from tests.conftest import AppFactory, ReadModels, all_events, kinds, start_session
+from tests.http_helpers import running_api
 
 THREADS = 6
 UNITS_PER_THREAD = 12
@@ -192,3 +193,38 @@ def test_a_failed_commit_answers_every_caller_with_the_error_and_writes_nothing(
     committer.close()
     with pytest.raises(RuntimeError, match="closed"):
         committer.execute(small_buy(app, session_id, 10))
+
+
+def test_concurrent_http_cancels_share_a_transaction(
+    make_app: AppFactory, read_models: ReadModels, tmp_path: Path
+) -> None:
+    """The control routes queue on the service's one committer instead of a lock."""
+    app = make_app()
+    session_id = start_session(app)
+    orders = [small_buy(app, session_id, n) for n in range(THREADS)]
+    for order in orders:
+        app.execute(order)
+    app.__class__ = GatedSave
+    assert isinstance(app, GatedSave)
+    app.gate = threading.Event()
+    answers: list[Any] = []
+    with running_api(app, read_models, tmp_path / "api") as api:
+        committer = api.services.commands()
+
+        def cancel(order_id: UUID) -> None:
+            answers.append(api.post(f"/v1/orders/{order_id}/cancel", {"reason": "drill"}))
+
+        threads = [threading.Thread(target=cancel, args=(o.order_id,)) for o in orders]
+        for thread in threads:
+            thread.start()
+        give_up = time.monotonic() + 30
+        while committer._queue.qsize() < THREADS - 1 and time.monotonic() < give_up:
+            time.sleep(0.01)
+        app.gate.set()
+        for thread in threads:
+            thread.join(timeout=60)
+
+    assert sorted(a.status_code for a in answers) == [200] * THREADS
+    assert {a.json()["status"] for a in answers} == {"CANCELED"}
+    assert (committer.units, committer.groups) == (THREADS, 2)  # the first, then the rest
+    assert {app.order(o.order_id).status for o in orders} == {"CANCELED"}
