@@ -17,13 +17,21 @@ target, ok}`. Every rate is compared with a floor measured in the same run:
 3. `audit_verify_hmac_events_per_s`: the same with `--hmac-keys` (every approval token
    re-verified against its event; one process). No target.
 4. `..._one_process`: export and verify with workers=0, to show what the worker processes
-   add on this machine (2 CPUs here: the exporting process itself needs one).
+   add on this machine (2 CPUs here: the exporting process itself needs one). `--quick`:
+   the export only.
 5. `audit_seal_<store>_events_per_s`: the sealer over the whole log (leaves, checkpoints
    every 1000 events, signed). No target.
 6. Peak RSS (`ru_maxrss` of the measuring process and of its worker processes): each
    measurement runs in a fresh `spawn`ed process. The export of the first 10 % of the log
    runs too, so `audit_export_<store>_rss_growth_mb` (full minus 10 %) shows memory does
    not grow with the log (target <= 64 MB).
+7. The scaling curve (issue 10), by `bench/scaling.py`:
+   `scaling_export_<store>_<size>_us_per_event`, the export with workers=0 of the log's
+   first 10k, 100k and all 1M events (`--quick`: 2k, all 20k), per event; the whole-log
+   point is the one-process export of (4). Floor: the smallest size's figure, ratio =
+   floor / value (1.0 = flat), target >= 0.8 (reported, never fails the run). One
+   process, because the default workers start only from 50k events and would put their
+   speed-up into the curve; the default-workers export of (1) and (6) covers that path.
 
 The log. A template history is made by the real TradingApp (a session, marks, order life
 cycles with full and partial fills, cancels, exchange rejections, expiries, a halt and
@@ -59,6 +67,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.persistence import StoredEvent
 from figures import Figure, publish
 from rich.console import Console
+from scaling import scaling_figures
 from stores import postgres_reachable, postgres_schema
 
 from adapters.audit_export import export_log
@@ -104,12 +113,21 @@ RSS_GROWTH_TARGET_MB = 64.0
 class Sizes:
     events: int
     lifecycles: int  # order life cycles in the template history
-    one_process: bool  # also measure with workers=0
+    one_process: bool  # also verify with workers=0
     growth: bool  # also export the first 10 % (memory growth)
+    scaling: tuple[int, ...]  # exports with workers=0 of the first n events; the last: all
 
 
-QUICK = Sizes(events=20_000, lifecycles=60, one_process=False, growth=False)
-FULL = Sizes(events=1_000_000, lifecycles=240, one_process=True, growth=True)
+QUICK = Sizes(
+    events=20_000, lifecycles=60, one_process=False, growth=False, scaling=(2_000, 20_000)
+)
+FULL = Sizes(
+    events=1_000_000,
+    lifecycles=240,
+    one_process=True,
+    growth=True,
+    scaling=(10_000, 100_000, 1_000_000),
+)
 
 
 # --- 1. the template history -----------------------------------------------------------------
@@ -543,19 +561,24 @@ def bench_store(
             note="export process or its workers, whichever peaked",
         ),
     ]
-    if sizes.one_process:
-        single = measure("export", *args, base / f"{s}-export-1p", workers=0)
-        figures.append(
-            Figure(
-                f"audit_export_{s}_one_process_events_per_s",
-                rate(single),
-                "event/s",
-                floor,
-                rate(single) / floor,
-                note="workers=0",
-            )
-        )
+    singles: dict[int, dict[str, Any]] = {}
+    for n in sizes.scaling:
+        singles[n] = measure("export", *args, base / f"{s}-export-1p", workers=0, last=n)
         shutil.rmtree(base / f"{s}-export-1p", ignore_errors=True)
+    single = rate(singles[sizes.events])
+    figures.append(
+        Figure(
+            f"audit_export_{s}_one_process_events_per_s",
+            single,
+            "event/s",
+            floor,
+            single / floor,
+            note="workers=0",
+        )
+    )
+    figures += scaling_figures(
+        "export", s, {n: (r["events"], r["seconds"]) for n, r in singles.items()}
+    )
     if sizes.growth:
         part = measure("export", *args, base / f"{s}-export-10pct", last=sizes.events // 10)
         growth = export["rss_mb"] - part["rss_mb"]

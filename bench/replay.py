@@ -4,7 +4,7 @@ Run `.venv/bin/python bench/replay.py [--quick] [--profile] [--out FILE]`. Print
 and ends with ONE JSON line: a list of `{name, value, unit, floor, ratio, target, ok}`.
 
 What is measured, on SQLite (a file in a temporary directory) and on PostgreSQL (a fresh
-schema, dropped at the end), for a log of 100k and of 1M events (`--quick`: 10k):
+schema, dropped at the end), for a log of 10k, 100k and 1M events (`--quick`: 2k, 10k):
 
 1. `replay_<store>_<size>_events_per_s`: `projections.replay.rebuild()` of every
    projection in `all_projections()` up to the size's last position, exactly as
@@ -24,6 +24,15 @@ schema, dropped at the end), for a log of 100k and of 1M events (`--quick`: 10k)
    rebuild's peak (plus the interpreter and imports), not an earlier phase's.
 5. `replay_<store>_<size>_digest_share`: the part of the rebuild's wall time spent after
    the last batch was projected (the digest dump of every read model).
+6. The scaling curve (issue 10), by `bench/scaling.py`: cost per event against the size
+   of the log, floor = the smallest size's figure, ratio = floor / value (1.0 = flat),
+   target >= 0.8 (reported, never fails the run).
+   `scaling_replay_<store>_<size>_us_per_event`: the rebuild of (1), per event.
+   `scaling_append_<store>_<size>_us_per_event`: wall time per appended event of a day of
+   real work (`--quick`: 40, else 120 order life cycles of the template trader below,
+   every command approved or refused by the RiskDesk) through a fresh TradingApp on the
+   benchmark store, run while the log is being written, the moment it holds the size;
+   the faster of two such days.
 
 The raw floor runs twice, before and after the rebuild (raw, decoded, rebuild, raw), and
 counts once over both passes, so cache warm-up and table growth favour neither side.
@@ -41,7 +50,11 @@ order) and its dates moved k template-days later, so every copy is a consistent 
 of its own aggregates on its own trading day and each projection sees a session start,
 its orders' Placed before their other events, and a flat book at the end. The last copy
 is cut where the size ends. One log of the largest size is written per store, once per
-run; the smaller size is its prefix (rebuild and floors stop at that position).
+run; the smaller sizes are its prefixes (rebuild and floors stop at that position). The
+appended days go in right after each size's position and copying resumes after them,
+so a larger size's prefix holds the smaller sizes' days among its events (a size counts
+positions, whatever wrote them). Each day is a new account (`bench-append-<size>-<run>`)
+on a day of its own after every copy's: it shares no aggregate and no trading day.
 
 Run it on a quiet machine: with few cores, other processes move these figures a lot.
 """
@@ -53,6 +66,7 @@ import cProfile
 import dataclasses
 import gc
 import io
+import itertools
 import math
 import multiprocessing
 import pstats
@@ -64,6 +78,7 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -75,6 +90,7 @@ from typing import Any
 from eventsourcing.persistence import ApplicationRecorder, StoredEvent
 from figures import Figure, publish
 from rich.console import Console
+from scaling import scaling_figures, size_label
 from sqlalchemy import func, select
 from stores import postgres_reachable, postgres_schema
 
@@ -116,24 +132,20 @@ WRITE_BATCH_BYTES = {"sqlite": 32_000_000, "postgres": 2_000_000}
 COPY_NAMESPACE = uuid.UUID("6f1d7f4e-3c52-4b8e-9a51-0d3c2b7e8a10")
 TARGETS = {"sqlite": 0.25, "postgres": 0.15}
 STEP_SECONDS = 3  # one order life cycle per step: under the shipped 30 orders / 60 s
+# Appended days per size, the fastest counts: on a shared machine a stall (another
+# process's I/O or CPU) often lands in one day's second of work, rarely in both.
+APPEND_RUNS = 2
 
 
 @dataclasses.dataclass(frozen=True)
 class Sizes:
     events: tuple[int, ...]  # log sizes measured; the log holds the largest
     lifecycles: int  # order life cycles in the template history
+    appended: int  # order life cycles appended through TradingApp at each size
 
 
-QUICK = Sizes(events=(10_000,), lifecycles=120)
-FULL = Sizes(events=(100_000, 1_000_000), lifecycles=300)
-
-
-def size_label(events: int) -> str:
-    if events % 1_000_000 == 0:
-        return f"{events // 1_000_000}m"
-    if events % 1000 == 0:
-        return f"{events // 1000}k"
-    return str(events)
+QUICK = Sizes(events=(2_000, 10_000), lifecycles=120, appended=40)
+FULL = Sizes(events=(10_000, 100_000, 1_000_000), lifecycles=300, appended=120)
 
 
 # --- 1. the template history, through the real TradingApp -------------------------------------
@@ -304,19 +316,25 @@ class TemplateTrader:
         self.app.execute(EndSession(session_id=self.session_id, reason="day over"))
 
 
+def trading_app(
+    env: dict[str, str], clock: SimulatedClock, seed: int, account: str = ACCOUNT
+) -> TradingApp:
+    return TradingApp(
+        account_id=account,
+        limits=load_limits(CONFIG / "risk.toml"),
+        catalog=load_catalog(CONFIG / "instruments.toml"),
+        keys=KEYS,
+        clock=clock,
+        ids=SeededIds(seed),
+        env=env,
+    )
+
+
 def record_template(lifecycles: int) -> list[StoredEvent]:
     """The template history's stored records, in log order."""
     with tempfile.TemporaryDirectory(prefix="ais-bench-template-") as tmp:
         clock = SimulatedClock(START)
-        app = TradingApp(
-            account_id=ACCOUNT,
-            limits=load_limits(CONFIG / "risk.toml"),
-            catalog=load_catalog(CONFIG / "instruments.toml"),
-            keys=KEYS,
-            clock=clock,
-            ids=SeededIds(11),
-            env=eventsourcing_env(None, Path(tmp)),
-        )
+        app = trading_app(eventsourcing_env(None, Path(tmp)), clock, 11)
         try:
             TemplateTrader(app, clock).run(lifecycles)
             recorder = app.recorder
@@ -332,6 +350,25 @@ def record_template(lifecycles: int) -> list[StoredEvent]:
         finally:
             app.close()
     return records
+
+
+def append_work(env: dict[str, str], account: str, day: date, lifecycles: int) -> tuple[int, float]:
+    """A day of the template trader's work through a fresh TradingApp on the benchmark
+    store: (events appended, seconds). The app is opened (its desk created) untimed. A new
+    account each time, so every call appends the same events: an account's positions
+    would drop a second day's fills, whose trade ids repeat the first day's."""
+    clock = SimulatedClock(datetime.combine(day, START.timetz()))
+    app = trading_app(env, clock, zlib.crc32(account.encode()), account)
+    try:
+        recorder = app.recorder
+        assert isinstance(recorder, ApplicationRecorder)
+        before = recorder.max_notification_id() or 0
+        t0 = time.perf_counter()
+        TemplateTrader(app, clock).run(lifecycles)
+        seconds = time.perf_counter() - t0
+        return (recorder.max_notification_id() or 0) - before, seconds
+    finally:
+        app.close()
 
 
 # --- 2. copies of the template with fresh ids and dates ------------------------------------------
@@ -396,8 +433,8 @@ class Template:
     def __len__(self) -> int:
         return len(self.records)
 
-    def copy(self, k: int, limit: int | None = None) -> list[StoredEvent]:
-        """Copy k of the template (its first `limit` records)."""
+    def copy(self, k: int) -> list[StoredEvent]:
+        """Copy k of the template."""
         fresh = {old: uuid.uuid5(COPY_NAMESPACE, f"{k}:{old}") for old in self.ids}
         sub: dict[Token, bytes] = {}
         for old, new in fresh.items():
@@ -407,7 +444,7 @@ class Template:
         for day in self.dates:
             sub["date", day] = (date.fromisoformat(day) + shift).isoformat().encode()
         out: list[StoredEvent] = []
-        for r in self.records[:limit]:
+        for r in self.records:
             if r.tokens:
                 parts = [r.literals[0]]
                 for token, literal in zip(r.tokens, r.literals[1:], strict=True):
@@ -424,31 +461,43 @@ def _uuid(value: uuid.UUID | str) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
 
 
-def write_log(env: dict[str, str], template: Template, events: int, batch_bytes: int) -> float:
-    """Fill a fresh store's log with `events` records copied from the template; seconds."""
+def write_log(
+    env: dict[str, str],
+    template: Template,
+    events: int,
+    batch_bytes: int,
+    stops: tuple[int, ...] = (),
+    at_stop: Callable[[int], None] | None = None,
+) -> float:
+    """Fill a fresh store's log with records copied from the template up to position
+    `events`; seconds spent copying. At each of `stops` the copying pauses once the log's
+    head is exactly there and `at_stop(head)` runs (untimed); what it appends takes the
+    next positions and the copying resumes after it, mid-copy if need be."""
     log = EventLog(env)
     try:
         recorder = log.recorder
         assert isinstance(recorder, ApplicationRecorder)
         assert not recorder.max_notification_id(), "the benchmark store must be empty"
-        t0 = time.perf_counter()
-        pending: list[StoredEvent] = []
-        size = written = 0
-        for k in range(math.ceil(events / len(template))):
-            for record in template.copy(k, limit=events - written - len(pending)):
-                pending.append(record)
-                size += len(record.state)
-                if size >= batch_bytes:
-                    recorder.insert_events(pending)
-                    written += len(pending)
-                    pending, size = [], 0
-        if pending:
-            recorder.insert_events(pending)
-            written += len(pending)
-        seconds = time.perf_counter() - t0
-        head = recorder.max_notification_id()
-        if head != events or written != events:
-            raise SystemExit(f"wrote {written} events, the log's head is {head}; wanted {events}")
+        records = (record for k in itertools.count() for record in template.copy(k))
+        seconds = 0.0
+        head = 0
+        for stop in sorted({*stops, events}):
+            t0 = time.perf_counter()
+            while head < stop:
+                pending: list[StoredEvent] = []
+                size = 0
+                while head + len(pending) < stop and size < batch_bytes:
+                    pending.append(next(records))
+                    size += len(pending[-1].state)
+                recorder.insert_events(pending)
+                head += len(pending)
+            seconds += time.perf_counter() - t0
+            found = recorder.max_notification_id()
+            if found != stop:
+                raise SystemExit(f"the log's head is {found}, wanted {stop}")
+            if at_stop is not None and stop in stops:
+                at_stop(stop)
+                head = recorder.max_notification_id() or 0
         return seconds
     finally:
         log.close()
@@ -597,13 +646,35 @@ def bench_store(
     store: Store, template: Template, sizes: Sizes, profile: bool, console: Console
 ) -> list[Figure]:
     largest = max(sizes.events)
-    write_seconds = write_log(store.env, template, largest, WRITE_BATCH_BYTES[store.name])
+    copies = math.ceil(largest / len(template))
+    appended: dict[int, tuple[int, float]] = {}
+    days = itertools.count(copies * template.days)  # after every copy's days, one per run
+
+    def append(head: int) -> None:
+        runs = [
+            append_work(
+                store.env,
+                f"{ACCOUNT}-append-{size_label(head)}-{run}",
+                START.date() + timedelta(days=next(days)),
+                sizes.appended,
+            )
+            for run in range(APPEND_RUNS)
+        ]
+        appended[head] = min(runs, key=lambda r: r[1] / r[0])
+
+    write_seconds = write_log(
+        store.env, template, largest, WRITE_BATCH_BYTES[store.name], sizes.events, append
+    )
     console.print(
-        f"{store.name}: wrote {largest:,} events ({math.ceil(largest / len(template))} "
-        f"template copies) in {write_seconds:.1f} s ({largest / write_seconds:,.0f} events/s)",
+        f"{store.name}: wrote {largest:,} events (up to {copies} template copies) in "
+        f"{write_seconds:.1f} s ({largest / write_seconds:,.0f} events/s); appended "
+        + ", ".join(
+            f"{n:,} events at {size_label(head)} in {s:.2f} s" for head, (n, s) in appended.items()
+        ),
         highlight=False,
     )
     figures: list[Figure] = []
+    rebuilds: dict[int, tuple[int, float]] = {}
     target = TARGETS[store.name]
     for events in sorted(sizes.events):
         label = f"{store.name}_{size_label(events)}"
@@ -616,6 +687,7 @@ def bench_store(
             min(events, 100_000) if profile and events == largest else 0,
         )
         r = run_job(job)
+        rebuilds[events] = (events, r["seconds"])
         rate = events / r["seconds"]
         raw = r["raw_events"] / r["raw_seconds"]
         decoded = r["decoded_events"] / r["decoded_seconds"]
@@ -673,13 +745,17 @@ def bench_store(
                 f"profile of a rebuild of {job.profile_events:,} events:", highlight=False
             )
             console.print(r["profile"], markup=False, highlight=False)
-    return figures
+    return (
+        figures
+        + scaling_figures("replay", store.name, rebuilds)
+        + scaling_figures("append", store.name, appended)
+    )
 
 
 # --- output ---------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="10k events only (smoke test)")
+    parser.add_argument("--quick", action="store_true", help="2k and 10k events (smoke test)")
     parser.add_argument(
         "--profile",
         action="store_true",

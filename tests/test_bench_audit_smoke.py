@@ -29,10 +29,17 @@ def test_audit_bench_quick_emits_figures() -> None:
         "audit_verify_hmac_events_per_s",
         "audit_export_sqlite_peak_rss_mb",
         "audit_verify_peak_rss_mb",
+        "audit_export_sqlite_one_process_events_per_s",
+        "scaling_export_sqlite_2k_us_per_event",
+        "scaling_export_sqlite_20k_us_per_event",
     } <= names
     by_name = {f["name"]: f for f in figures}
     assert by_name["audit_export_sqlite_events_per_s"]["target"] == 100_000
     assert by_name["audit_verify_events_per_s"]["target"] == 200_000
+    # the scaling curve: the whole 20k log against the first 2k
+    point = by_name["scaling_export_sqlite_20k_us_per_event"]
+    assert point["floor"] == by_name["scaling_export_sqlite_2k_us_per_event"]["value"]
+    assert point["ratio"] > 0
     for figure in figures:
         assert set(figure) == {"name", "value", "unit", "floor", "ratio", "target", "ok"}
         assert figure["value"] > 0

@@ -14,6 +14,8 @@ KINDS = (
     "read_decoded_{}_events_per_s",
     "replay_{}_peak_rss_mb",
     "replay_{}_digest_share",
+    "scaling_replay_{}_us_per_event",
+    "scaling_append_{}_us_per_event",
 )
 
 
@@ -28,9 +30,17 @@ def test_replay_bench_quick_emits_figures() -> None:
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     by_name = {f["name"]: f for f in figures}
-    assert {kind.format("sqlite_10k") for kind in KINDS} <= set(by_name)
+    stores = ["sqlite"]
     if any(name.startswith("replay_postgres_") for name in by_name):
-        assert {kind.format("postgres_10k") for kind in KINDS} <= set(by_name)
+        stores.append("postgres")
+    for store in stores:
+        for size in ("2k", "10k"):
+            assert {kind.format(f"{store}_{size}") for kind in KINDS} <= set(by_name)
+        for kind in ("replay", "append"):  # the scaling curve: 10k against the 2k floor
+            point = by_name[f"scaling_{kind}_{store}_10k_us_per_event"]
+            floor = by_name[f"scaling_{kind}_{store}_2k_us_per_event"]
+            assert point["floor"] == floor["value"]
+            assert point["ratio"] > 0
     for figure in figures:
         assert set(figure) == {"name", "value", "unit", "floor", "ratio", "target", "ok"}
         assert figure["value"] > 0
