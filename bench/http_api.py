@@ -23,7 +23,7 @@ asyncio streams (see `Connection`): httpx's ~1 ms of client CPU per request made
 generator the bottleneck. Latency is measured per request in the client (send to last
 byte); the client's CPU share is printed so a client-bound run is visible. Each
 target is measured in slices interleaved with the others (bare, portfolio, orders, bare,
-...), each slice a fixed time (full: 10 rounds of 1.5 s per target), after a warm-up, so
+...), each slice a fixed time (full: 6 rounds of 1.5 s per target), after a warm-up, so
 drift and noise from other processes spread over all of them.
 
 Figures:
@@ -82,7 +82,7 @@ class Sizes:
 
 
 QUICK = Sizes(orders=30, warmup_seconds=0.3, slice_seconds=0.4, slices=3)
-FULL = Sizes(orders=200, warmup_seconds=2.0, slice_seconds=1.5, slices=10)
+FULL = Sizes(orders=200, warmup_seconds=2.0, slice_seconds=1.5, slices=6)
 
 
 # --- the floor server ---------------------------------------------------------------------

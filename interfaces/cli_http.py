@@ -115,7 +115,7 @@ def serve(
     except BaseException:
         services.close()
         raise
-    app = create_app(services=services)
+    app = create_app(services=services, access_log=access_log)
     freeze_startup_heap()
     try:
         uvicorn.run(

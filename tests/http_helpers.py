@@ -65,6 +65,7 @@ def running_api(
     *,
     max_wait: float = 5.0,
     background: bool = False,
+    access_log: bool = True,
 ) -> Iterator[Api]:
     """The app on the test's store; `background` follows the log in a thread."""
     home.mkdir(parents=True, exist_ok=True)
@@ -83,7 +84,7 @@ def running_api(
         event_env=dict(models.source.log.env),  # the stored log, for /v1/audit/*
         audit_public_key=home / "keys" / "audit-ed25519.pub.pem",
     )
-    http = create_app(services=services)
+    http = create_app(services=services, access_log=access_log)
     with TestClient(http, raise_server_exceptions=False) as client:
         yield Api(client, http, services, trading, models, tokens, token_file)
 

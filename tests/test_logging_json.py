@@ -141,6 +141,27 @@ def test_request_id_ties_the_call_to_its_approvals_and_events_and_no_secret_is_l
     assert [e["command_type"] for e in outside] == ["PlaceOrder"]
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_no_access_log_drops_the_request_lines_and_keeps_the_rest(
+    captured: io.StringIO, make_app: AppFactory, read_models: ReadModels, tmp_path: Path
+) -> None:
+    trading = make_app(keys=load_keyring(Settings()))
+    with running_api(trading, read_models, tmp_path / "api", access_log=False) as api:
+        read = api.client.get(
+            "/v1/portfolio", headers={**api.auth("viewer"), "X-Request-ID": "req-read-1"}
+        )
+        started = api.client.post(
+            "/v1/sessions",
+            json={"mode": "paper", "starting_capital": "1000"},
+            headers={**api.auth("operator"), "X-Request-ID": "req-start-2"},
+        )
+    assert read.headers["X-Request-ID"] == "req-read-1"  # the id still travels
+    assert started.status_code == 201, started.text
+    entries = lines(captured)
+    assert [e for e in entries if e["event"] == "http request"] == []
+    assert matching(entries, "command approved", "req-start-2")
+
+
 def test_secrets_are_redacted_by_key_by_shape_and_by_value(captured: io.StringIO) -> None:
     """What a careless log call would leak: each of the three redactions catches it."""
     log = logging.getLogger("ais.test")

@@ -69,8 +69,11 @@ def create_app(
     *,
     services: Services | None = None,
     project: bool = False,
+    access_log: bool = True,
 ) -> FastAPI:
     """The app on `settings` (default: from the environment), or on injected services.
+
+    `access_log=False` drops the one INFO line per request (`ais serve --no-access-log`).
 
     `project=True` runs the projector in a background thread while the app runs (what
     `ais serve` does). Services built here are closed at shutdown; injected ones are
@@ -102,7 +105,8 @@ def create_app(
     app.add_middleware(BodyLimit)  # inside auth: a caller without a token gets 401 first
     # Inside Starlette's error middleware (which answers 500 with our problem handler).
     app.add_middleware(AuthMiddleware, router=app.router, tokens=svc.tokens)
-    app.add_middleware(RequestIdMiddleware)  # added last: runs first, around auth
+    # Added last: runs first, around auth.
+    app.add_middleware(RequestIdMiddleware, log_requests=access_log)
     for module in (  # the hottest first: routing tries them in this order
         portfolio,
         exposure,
