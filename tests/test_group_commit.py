@@ -59,6 +59,21 @@ class GatedSave(TradingApp):
         return super().save(*objs, **kwargs)
 
 
+def run_gated(
+    committer: GroupCommitter, gate: threading.Event, threads: list[threading.Thread]
+) -> None:
+    """Start the callers; the first group is held at its save until every other caller has
+    queued a unit, so the rest must share the next transaction."""
+    for thread in threads:
+        thread.start()
+    give_up = time.monotonic() + 30
+    while committer._queue.qsize() < len(threads) - 1 and time.monotonic() < give_up:
+        time.sleep(0.01)
+    gate.set()
+    for thread in threads:
+        thread.join(timeout=60)
+
+
 def approvals_of(events: list[Any]) -> Counter[str]:
     return Counter(kinds(events))
 
@@ -88,16 +103,9 @@ def test_concurrent_callers_share_transactions_and_every_unit_lands(
             except BaseException as exc:  # collected and asserted on
                 errors.append(exc)
 
-    threads = [threading.Thread(target=caller, args=(mine,)) for mine in commands]
-    for thread in threads:
-        thread.start()
-    # The first group is held at its save until every other caller has queued a unit.
-    give_up = time.monotonic() + 30
-    while committer._queue.qsize() < THREADS - 1 and time.monotonic() < give_up:
-        time.sleep(0.01)
-    writer.gate.set()
-    for thread in threads:
-        thread.join(timeout=60)
+    run_gated(
+        committer, writer.gate, [threading.Thread(target=caller, args=(m,)) for m in commands]
+    )
     committer.close()
 
     total = THREADS * UNITS_PER_THREAD
@@ -215,14 +223,7 @@ def test_concurrent_http_cancels_share_a_transaction(
             answers.append(api.post(f"/v1/orders/{order_id}/cancel", {"reason": "drill"}))
 
         threads = [threading.Thread(target=cancel, args=(o.order_id,)) for o in orders]
-        for thread in threads:
-            thread.start()
-        give_up = time.monotonic() + 30
-        while committer._queue.qsize() < THREADS - 1 and time.monotonic() < give_up:
-            time.sleep(0.01)
-        app.gate.set()
-        for thread in threads:
-            thread.join(timeout=60)
+        run_gated(committer, app.gate, threads)
 
     assert sorted(a.status_code for a in answers) == [200] * THREADS
     assert {a.json()["status"] for a in answers} == {"CANCELED"}
