@@ -67,12 +67,10 @@ import hmac
 import io
 import pstats
 import random
-import tempfile
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -83,10 +81,9 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import ApplicationRecorder
 from figures import Figure, percentile, publish
 from rich.console import Console
-from stores import postgres_reachable, postgres_schema
+from stores import event_stores
 
 from adapters.clock import SeededIds, SimulatedClock
-from adapters.persistence import eventsourcing_env
 from adapters.settings import PROJECT_ROOT, load_catalog, load_limits
 from application.trading import TradingApp
 from domain.approval import ApprovalToken, KeyRing, Verifier
@@ -546,18 +543,6 @@ def bench_store(
     return figures, info
 
 
-@contextmanager
-def sqlite_env() -> Iterator[dict[str, str]]:
-    with tempfile.TemporaryDirectory(prefix="ais-bench-") as tmp:
-        yield eventsourcing_env(None, Path(tmp) / "home")
-
-
-@contextmanager
-def postgres_env() -> Iterator[dict[str, str]]:
-    with postgres_schema() as url:
-        yield eventsourcing_env(url, Path(tempfile.gettempdir()))
-
-
 # --- output --------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -579,13 +564,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{info['recent_orders']} recent orders, {info['open_orders']} open orders on the desk",
         highlight=False,
     )
-    stores: list[tuple[str, Callable[[], Any]]] = [("sqlite", sqlite_env)]
-    unreachable = postgres_reachable()
-    if unreachable is None:
-        stores.append(("postgres", postgres_env))
-    for store, make_env in stores:
-        with make_env() as env:
-            store_figures, store_info = bench_store(store, env, sizes, args.profile)
+    for store, env in event_stores(console):
+        store_figures, store_info = bench_store(store, env, sizes, args.profile)
         figures += store_figures
         kinds = ", ".join(f"{k} {v}" for k, v in store_info["by_type"].items())
         topics = ", ".join(f"{k} {v}" for k, v in sorted(store_info["topics"].items()))
@@ -599,8 +579,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         if store_info["profile"]:
             console.print(store_info["profile"], markup=False, highlight=False)
-    if unreachable is not None:
-        console.print(f"[yellow]skipped PostgreSQL figures: {unreachable}[/]")
     mode = "quick" if args.quick else "full"
     return publish(
         console, figures, f"AIS approvals ({mode}, {time.perf_counter() - started:.1f} s)", args.out

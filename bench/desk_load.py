@@ -42,13 +42,11 @@ from approvals import (
     INSTRUMENT,
     START,
     build_app,
-    postgres_env,
-    sqlite_env,
 )
 from eventsourcing.application import Repository
 from figures import Figure, publish
 from rich.console import Console
-from stores import postgres_reachable
+from stores import event_stores
 
 from adapters.clock import SimulatedClock
 from application.desk_snapshots import DESK_SNAPSHOT_INTERVAL
@@ -163,17 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=max(140, Console().width))
     started = time.perf_counter()
     figures: list[Figure] = []
-    stores: list[tuple[str, Callable[[], Any]]] = [("sqlite", sqlite_env)]
-    unreachable = postgres_reachable()
-    if unreachable is None:
-        stores.append(("postgres", postgres_env))
-    for store, make_env in stores:
-        with make_env() as env:
-            store_figures, line = bench_store(store, env, large if store == "sqlite" else pg_large)
+    for store, env in event_stores(console):
+        store_figures, line = bench_store(store, env, large if store == "sqlite" else pg_large)
         figures += store_figures
         console.print(line, highlight=False)
-    if unreachable is not None:
-        console.print(f"[yellow]skipped PostgreSQL figures: {unreachable}[/]")
     mode = "quick" if args.quick else "full"
     return publish(
         console, figures, f"AIS desk load ({mode}, {time.perf_counter() - started:.1f} s)", args.out

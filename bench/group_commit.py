@@ -39,10 +39,8 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from approvals import (
@@ -56,13 +54,11 @@ from approvals import (
     _Tally,
     bench_limits,
     build_app,
-    postgres_env,
     raw_saves,
-    sqlite_env,
 )
 from figures import Figure, percentile, publish
 from rich.console import Console
-from stores import PG_DSN, postgres_reachable
+from stores import PG_DSN, event_stores
 
 from adapters.clock import SimulatedClock
 from application.group_commit import DEFAULT_MAX_GROUP, GroupCommitter
@@ -297,16 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if args.quick else FULL
     console = Console(width=max(140, Console().width))
     started = time.perf_counter()
-    stores: list[tuple[str, Callable[[], Any]]] = [("sqlite", sqlite_env)]
-    unreachable = postgres_reachable()
-    if unreachable is None:
-        stores.append(("postgres", postgres_env))
     figures: list[Figure] = []
-    for store, make_env in stores:
-        with make_env() as env:
-            figures += bench_store(store, env, sizes)
-    if unreachable is not None:
-        console.print(f"[yellow]skipped PostgreSQL figures: {unreachable}[/]")
+    for store, env in event_stores(console):
+        figures += bench_store(store, env, sizes)
     mode = "quick" if args.quick else "full"
     return publish(
         console,
