@@ -42,14 +42,15 @@ from adapters.read_store import SqlReadStore, engines
 from adapters.settings import load_catalog, load_limits
 from application.errors import RiskRejected
 from application.trading import TradingApp
-from domain.commands import AcknowledgeOrder, CancelOrder, PlaceOrder, SubmitOrder
+from domain.commands import AcknowledgeOrder, CancelOrder, SubmitOrder
 from domain.errors import DomainError
-from domain.values import OrderType, Side
+from domain.values import Side
 from projections.audit_approvals import ApprovalAuditor
 from projections.registry import all_projections
 from projections.replay import verify
 from projections.runner import Projector
 from tests.conftest import CONFIG, KEYS, START, start_session
+from tests.http_helpers import place
 from tests.reliability.venue import state
 
 INSTRUMENTS = ("BTC-USDT", "ETH-USDT")
@@ -142,18 +143,14 @@ class CommandMachine(RuleBasedStateMachine):
         quantity = LOTS[instrument] * lots
         price = (self.marks[instrument] * (1 + Decimal(offset) / 10_000)).quantize(TICK)
         before = self.worst_case(instrument)
-        order_id = self.app.ids()
         try:
-            self.app.execute(
-                PlaceOrder(
-                    order_id=order_id,
-                    session_id=self.session_id,
-                    instrument=instrument,
-                    side=side,
-                    order_type=OrderType.LIMIT,
-                    quantity=quantity,
-                    limit_price=price,
-                )
+            order_id = place(
+                self.app,
+                self.session_id,
+                instrument=instrument,
+                side=side,
+                quantity=str(quantity),
+                price=str(price),
             )
         except (RiskRejected, DomainError):
             self.rejected += 1
@@ -255,9 +252,7 @@ class CommandMachine(RuleBasedStateMachine):
     @invariant()
     def every_change_is_approved(self) -> None:
         for n in self.app.recorder.select_notifications(start=self.audited + 1, limit=100_000):
-            self.auditor.check(
-                n.id, str(n.originator_id), n.originator_version, n.topic, state(n)
-            )
+            self.auditor.check(n.id, str(n.originator_id), n.originator_version, n.topic, state(n))
             self.audited = n.id
 
     @invariant()
@@ -269,6 +264,7 @@ class CommandMachine(RuleBasedStateMachine):
         self.projector.run_once()
         [summary] = [r for t, r in self.store.dump(self.portfolio) if t == "portfolio"]
         assert Decimal(str(summary["nav"])) == self.nav()
+
 
 CommandMachine.TestCase.settings = settings(
     max_examples=6,

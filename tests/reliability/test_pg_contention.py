@@ -22,10 +22,10 @@ import pytest
 
 from application.errors import ConcurrencyConflict
 from application.trading import TradingApp
-from domain.commands import AcknowledgeOrder, CancelOrder, PlaceOrder, SubmitOrder
+from domain.commands import AcknowledgeOrder, CancelOrder, SubmitOrder
 from domain.errors import ApprovalError, IllegalTransition
-from domain.values import OrderType, Side
 from tests.conftest import AppFactory, all_events, kinds, start_session
+from tests.http_helpers import place
 from tests.reliability.venue import audit_approvals, kind, state
 
 pytestmark = pytest.mark.postgres
@@ -44,18 +44,8 @@ def store_url(request: pytest.FixtureRequest, pg_url: str) -> str:
 
 
 def open_order(app: TradingApp, session_id: UUID, n: int) -> UUID:
-    order_id = app.ids()
-    app.execute(
-        PlaceOrder(
-            order_id=order_id,
-            session_id=session_id,
-            instrument="BTC-USDT",
-            side=Side.BUY,
-            order_type=OrderType.LIMIT,
-            quantity=LOT * TRADES_PER_ORDER,
-            limit_price=PRICE - n,  # not a duplicate of the one before
-        )
-    )
+    # each one below the last: not a duplicate of the one before
+    order_id = place(app, session_id, quantity=str(LOT * TRADES_PER_ORDER), price=str(PRICE - n))
     app.execute(SubmitOrder(order_id=order_id, client_order_id=f"c{order_id.hex[:16]}"))
     app.execute(AcknowledgeOrder(order_id=order_id, exchange_order_id=f"x{order_id.hex[:8]}"))
     return order_id
@@ -77,18 +67,8 @@ def test_writers_racing_on_the_same_orders_lose_nothing_and_use_approvals_once(
     session_id = start_session(setup)
     orders = [open_order(setup, session_id, n) for n in range(ORDERS)]
     spare = open_order(setup, session_id, ORDERS)  # canceled by one writer while others fill
-    racing = setup.ids()  # submitted by every writer through the two-step path
-    setup.execute(
-        PlaceOrder(
-            order_id=racing,
-            session_id=session_id,
-            instrument="ETH-USDT",
-            side=Side.BUY,
-            order_type=OrderType.LIMIT,
-            quantity=Decimal("0.1"),
-            limit_price=Decimal(3000),
-        )
-    )
+    # submitted by every writer through the two-step path
+    racing = place(setup, session_id, instrument="ETH-USDT", quantity="0.1", price="3000")
     # Every trade goes to two different writers.
     trades = [(o, f"t{n}-{k}") for n, o in enumerate(orders) for k in range(TRADES_PER_ORDER)]
     rng = random.Random(7)
