@@ -20,7 +20,7 @@ from domain.values import OrderType, Side
 from interfaces.http.app import create_app
 from interfaces.http.services import BackgroundProjector, Services
 from interfaces.http.tokens import TokenStore, create_token
-from tests.conftest import ReadModels
+from tests.conftest import START, ReadModels
 
 with warnings.catch_warnings():  # starlette nudges towards httpx2, which is not installed
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -134,3 +134,22 @@ def no_floats(value: Any, where: str = "$") -> None:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             no_floats(item, f"{where}[{i}]")
+
+
+WEBHOOK_SECRET = "s" * 40
+
+
+def signal(**overrides: Any) -> dict[str, Any]:
+    """A valid TradingView-style webhook body, its secret inside."""
+    body: dict[str, Any] = {
+        "id": "tv-1",
+        "timestamp": START.isoformat(),
+        "instrument": "BTC-USDT",
+        "direction": "long",
+        "confidence": "0.7",
+        "expected_return": 0.012,
+        "reason": "breakout above the 20-day high",
+        "secret": WEBHOOK_SECRET,
+    }
+    body.update(overrides)
+    return body

@@ -15,10 +15,9 @@ import pytest
 from sqlalchemy import inspect
 
 from adapters.event_log import log_digest
-from tests.conftest import START, AppFactory, ReadModels, start_session
-from tests.http_helpers import Api, place, running_api
+from tests.conftest import AppFactory, ReadModels, start_session
+from tests.http_helpers import WEBHOOK_SECRET, Api, place, running_api, signal
 
-SECRET = "s" * 40
 WEBHOOK = "/v1/signals/webhook"
 MB10 = 10 * 1024 * 1024
 SQL = [
@@ -41,7 +40,7 @@ def api(make_app: AppFactory, read_models: ReadModels, tmp_path: Path) -> Iterat
     trading = make_app()
     session_id = start_session(trading)
     with running_api(trading, read_models, tmp_path / "api") as running:
-        running.http.state.webhook_secret = SECRET
+        running.http.state.webhook_secret = WEBHOOK_SECRET
         running.extra["session_id"] = session_id
         running.extra["order_id"] = place(trading, session_id)
         running.project()
@@ -61,20 +60,6 @@ def problem(response: Any, *statuses: int) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     assert body["status"] == response.status_code
     assert "Traceback" not in response.text
-    return body
-
-
-def signal(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": "tv-1",
-        "timestamp": START.isoformat(),
-        "instrument": "BTC-USDT",
-        "direction": "long",
-        "confidence": "0.7",
-        "reason": "breakout",
-        "secret": SECRET,
-    }
-    body.update(overrides)
     return body
 
 
@@ -229,7 +214,7 @@ def test_unicode_edge_cases_are_kept_exactly_or_refused(api: Api) -> None:
                 problem(post_raw(api, path, raw, "application/json"), 422)
         body = json.dumps(signal(id="bad", reason=text)).encode()
         problem(post_raw(api, WEBHOOK, body, "application/json"), 422)
-        body = json.dumps(signal(id=text, secret=SECRET)).encode()
+        body = json.dumps(signal(id=text, secret=WEBHOOK_SECRET)).encode()
         problem(post_raw(api, WEBHOOK, body, "application/json"), 422)
     lone = json.dumps(signal(id="bad", secret="\udfff")).encode()
     problem(post_raw(api, WEBHOOK, lone, "application/json"), 401)

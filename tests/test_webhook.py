@@ -17,9 +17,8 @@ import pytest
 from adapters.clock import SimulatedClock
 from application.signal_inbox import recent_signals, signal_source
 from tests.conftest import START, AppFactory, ReadModels
-from tests.http_helpers import Api, running_api
+from tests.http_helpers import WEBHOOK_SECRET, Api, running_api, signal
 
-SECRET = "s" * 40
 URL = "/v1/signals/webhook"
 D07 = Decimal("0.7")
 
@@ -27,26 +26,11 @@ D07 = Decimal("0.7")
 @pytest.fixture
 def api(make_app: AppFactory, read_models: ReadModels, tmp_path: Path) -> Iterator[Api]:
     with running_api(make_app(), read_models, tmp_path / "api") as running:
-        running.http.state.webhook_secret = SECRET
+        running.http.state.webhook_secret = WEBHOOK_SECRET
         yield running
 
 
-def signal(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": "tv-1",
-        "timestamp": START.isoformat(),
-        "instrument": "BTC-USDT",
-        "direction": "long",
-        "confidence": "0.7",
-        "expected_return": 0.012,
-        "reason": "breakout above the 20-day high",
-        "secret": SECRET,
-    }
-    body.update(overrides)
-    return body
-
-
-def post_signed(api: Api, body: dict[str, Any], key: str = SECRET) -> Any:
+def post_signed(api: Api, body: dict[str, Any], key: str = WEBHOOK_SECRET) -> Any:
     raw = json.dumps(body).encode()
     digest = hmac.new(key.encode(), raw, hashlib.sha256).hexdigest()
     return api.client.post(
