@@ -7,8 +7,9 @@ with its tracking position; a different version drops its tables and rebuilds th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -97,7 +98,6 @@ class TableSql:
         prep = engine.dialect.identifier_preparer
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self.columns = spec.columns
-        self.key = spec.key
         name = prep.format_table(table)
         cols = ", ".join(prep.quote(c) for c in spec.columns)
         keys = ", ".join(prep.quote(c) for c in spec.key)
@@ -113,13 +113,20 @@ class TableSql:
         )
         where = " AND ".join(f"{prep.quote(c)} = {mark}" for c in spec.key)
         self.select = f"SELECT {cols} FROM {name} WHERE {where}"
-
-    def key_of(self, row: Row) -> tuple[Any, ...]:
-        return tuple(row[c] for c in self.key)
+        # C-level getters: a rebuild runs them for every row it writes
+        self.key_of: Callable[[Row], tuple[Any, ...]] = _getter(spec.key)
+        self._values = _getter(spec.columns)
 
     def values(self, rows: Iterable[Row]) -> list[tuple[Any, ...]]:
-        columns = self.columns
-        return [tuple(row[c] for c in columns) for row in rows]
+        return list(map(self._values, rows))
+
+
+def _getter(columns: tuple[str, ...]) -> Callable[[Row], tuple[Any, ...]]:
+    """A row's values of `columns`, as a tuple even for one column."""
+    if len(columns) > 1:
+        return itemgetter(*columns)
+    (column,) = columns
+    return lambda row: (row[column],)
 
 
 class BatchRows:
@@ -148,10 +155,9 @@ class BatchRows:
         return dict(row) if row is not None else None
 
     def put(self, table: str, row: Row) -> None:
-        key = self._sql[table].key_of(row)
         kept = dict(row)  # one private copy: `get` hands out copies of it
-        self.cache.rows[table][key] = kept
-        self.dirty[table][key] = kept
+        key = self._sql[table].key_of(kept)
+        self.cache.rows[table][key] = self.dirty[table][key] = kept
 
     def scan(self, table: str) -> list[Row]:
         cache = self.cache.rows[table]
@@ -285,13 +291,19 @@ class SqlReadStore:
 
     # --- batches ----------------------------------------------------------------------------
     def rows(self, projection: Projection) -> BatchRows:
-        """Open the batch's transaction: its reads and writes commit or vanish together.
+        """Open the batch's read transaction; `commit` writes in a transaction of its own.
+
+        The batch is handled without holding the write lock (on SQLite, one for the whole
+        database), so projectors of other read models, and the event writers, are not
+        held up by it. What the batch read stays valid up to its commit: the commit is
+        refused unless the tracking position is still the one the batch started from,
+        and only commits that move that position write this projection's rows.
 
         The rows the previous batch committed are reused when the projection's tracking
         position shows that nobody else has written it since.
         """
         tables = self.tables(projection)
-        conn = self.engine.connect().execution_options(**{WRITE: True})
+        conn = self.engine.connect()
         conn.begin()
         tracked = conn.execute(
             select(self.tracking.c.notification_id).where(
@@ -308,6 +320,9 @@ class SqlReadStore:
         assert isinstance(rows, BatchRows)
         sql = self._sql[projection.name]
         with rows.connection as conn:
+            conn.rollback()  # the batch only read: end its snapshot, then take the lock
+            conn.execution_options(**{WRITE: True})
+            conn.begin()
             try:
                 moved = conn.execute(
                     update(self.tracking)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -341,3 +342,39 @@ def test_a_failing_handler_leaves_no_rows_and_no_lock(
     assert read_models.store.position("broken") == 0
     app.observe_mark("BTC-USDT", Decimal(50001))  # the writer is not blocked by a lock
     assert list(read_models.store.dump(Broken())) == []
+
+
+class TakesTheWriteLock:
+    """A projection whose handler writes to the database itself, as another writer would."""
+
+    name = "lock_probe"
+    version = 1
+    tables: tuple[TableSpec, ...] = (TableSpec("lock_probe", ("id",), ("id",), ("id",)),)
+
+    def __init__(self, database: Path) -> None:
+        self.database = database
+
+    def handle(self, event: LoggedEvent, rows: Rows) -> None:
+        other = sqlite3.connect(self.database, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # fails at once if the batch held the lock
+            other.execute("COMMIT")
+        finally:
+            other.close()
+        rows.put("lock_probe", {"id": event.position})
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # PostgreSQL locks rows
+def test_a_batch_is_handled_without_holding_the_write_lock(app: TradingApp, tmp_path: Path) -> None:
+    start_session(app)
+    home = tmp_path / "home"
+    engine, schema = engines(None, home)
+    store = SqlReadStore(engine, schema)
+    source = StoredEventSource(eventsourcing_env(None, home))
+    try:
+        probe = TakesTheWriteLock(home / "ais.sqlite")
+        assert Projector(source, store, [probe]).run_once() == source.head()
+        assert len(list(store.dump(probe))) == source.head()
+    finally:
+        store.close()
+        source.close()
