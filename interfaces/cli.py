@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -25,8 +26,7 @@ from interfaces.cli_report import report_app
 from interfaces.cli_run import run
 from interfaces.console import one_line_errors, progress_bar
 from interfaces.read_side import read_side
-from projections.replay import rebuild
-from projections.replay import verify as verify_read_models
+from projections.replay import LANES_FROM
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="AIS trading system")
 keys_app = typer.Typer(no_args_is_help=True, help="HMAC and audit keys")
@@ -132,6 +132,14 @@ def replay(
     verify: Annotated[
         bool, typer.Option("--verify", help="rebuild aside and compare with the live models")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="processes rebuilding side by side, each reading only the events its read "
+            f"models want (from {LANES_FROM:,} events on; default: one per core)",
+        ),
+    ] = os.cpu_count() or 1,
 ) -> None:
     """Rebuild read models from position 0 and print their digest (last line)."""
     with read_side(Settings(), projection) as side, progress_bar() as bar:
@@ -140,12 +148,7 @@ def replay(
         def progress(position: int, head: int) -> None:
             bar.update(task, completed=position, total=head)
 
-        if verify:
-            result = verify_read_models(
-                side.source, side.store, side.scratch(), side.projections, progress
-            )
-        else:
-            result = rebuild(side.source, side.store, side.projections, progress)
+        result = side.verify(progress, workers) if verify else side.rebuild(progress, workers)
     for name, value in sorted(result.digests.items()):
         console.print(f"{name} {value}")
     if result.difference is not None:

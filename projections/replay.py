@@ -1,24 +1,59 @@
-"""Rebuilding read models from position 0, and checking live ones against a rebuild."""
+"""Rebuilding read models from position 0, and checking live ones against a rebuild.
+
+A rebuild stops at the head of the log as it was when it began (or at `stop_at`), so
+its digest describes one definite log; a projector following the log takes it on from
+there. It runs in lanes (`projections.lanes`): each reads from the database only the
+topics its projections want. With `elsewhere`, lanes after the first run there (other
+processes, see `adapters.rebuild_lanes`) while this process runs the first.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from projections.digest import Difference, combined, digest_rows, first_difference
+from projections.lanes import plan_lanes, wanted_topics
 from projections.runner import EventSource, Progress, Projector, ReadStore
-from projections.spec import Projection, Row
+from projections.spec import LoggedEvent, Projection, Row
 
 # A rebuild owns its tables, so it can take bigger batches than a projector following the
 # head: fewer transactions, and one statement per table covers more rows.
 REBUILD_BATCH = 5000
+# Below this many events a rebuild takes a second or two in one process: starting another
+# interpreter for a lane would cost about as much as it saves.
+LANES_FROM = 50_000
 
 
 class RebuildableStore(ReadStore, Protocol):
     def dump(self, projection: Projection) -> Iterator[tuple[str, Row]]: ...
 
     def drop(self, projection: Projection) -> None: ...
+
+
+class TopicSource(EventSource, Protocol):
+    """A log that can count its topics and hand out only some of them."""
+
+    def topic_counts(self, upto: int) -> dict[str, int]: ...
+
+    def read_topics(self, after: int, stop: int, topics: Sequence[str]) -> list[LoggedEvent]: ...
+
+
+class Lanes(Protocol):
+    """Lanes running elsewhere: their progress, then their digests."""
+
+    def reached(self) -> int: ...
+
+    def wait(self, progress: Progress | None) -> dict[str, str]: ...
+
+    def cancel(self) -> None: ...
+
+
+class LaneRunner(Protocol):
+    def __call__(
+        self, lanes: list[list[Projection]], counts: Mapping[str, int], stop: int
+    ) -> Lanes: ...
 
 
 @dataclass(frozen=True)
@@ -31,26 +66,97 @@ class ReplayResult:
         return combined(self.digests)
 
 
+class LaneSource:
+    """The log up to `stop`, only `topics`: what one lane of a rebuild reads."""
+
+    def __init__(self, source: TopicSource, topics: Sequence[str], stop: int) -> None:
+        self.source = source
+        self.topics = sorted(topics)
+        self.stop = stop
+
+    def head(self) -> int:
+        return self.stop
+
+    def read(self, after: int, limit: int) -> list[LoggedEvent]:
+        """The wanted events of the first window of `limit` positions that has any."""
+        while after < self.stop:
+            upto = min(after + limit, self.stop)
+            events = self.source.read_topics(after, upto, self.topics)
+            if events:
+                return events
+            after = upto
+        return []
+
+
+def rebuild_lane(
+    source: TopicSource,
+    store: RebuildableStore,
+    lane: list[Projection],
+    counts: Mapping[str, int],
+    stop: int,
+    progress: Progress | None = None,
+) -> dict[str, str]:
+    """Project positions 1..stop into the lane's freshly reset tables; their digests."""
+    topics = set().union(*(wanted_topics(p, counts) for p in lane))
+    lane_source = LaneSource(source, sorted(topics), stop)
+    projector = Projector(lane_source, store, lane, batch_size=REBUILD_BATCH)
+    projector.run_once(progress, stop)
+    for projection in lane:
+        # the events after its last wanted one were never read: it has seen them all
+        reached = store.position(projection.name)
+        if reached < stop:
+            store.commit(projection, store.rows(projection), position=stop, expected=reached)
+    if progress is not None:
+        progress(stop, stop)
+    return {p.name: digest_rows(store.dump(p)) for p in lane}
+
+
 def rebuild(
-    source: EventSource,
+    source: TopicSource,
     store: RebuildableStore,
     projections: list[Projection],
     progress: Progress | None = None,
     stop_at: int | None = None,
+    *,
+    lanes: int = 1,
+    elsewhere: LaneRunner | None = None,
+    lanes_from: int = LANES_FROM,
 ) -> ReplayResult:
-    """Drop the read models and project the whole log (up to `stop_at`) again."""
+    """Drop the read models and project the log (up to `stop_at`, else its head) again."""
     for projection in projections:
         store.reset(projection)
-    Projector(source, store, projections, batch_size=REBUILD_BATCH).run_once(progress, stop_at)
-    return ReplayResult({p.name: digest_rows(store.dump(p)) for p in projections})
+    stop = source.head() if stop_at is None else stop_at
+    counts = source.topic_counts(stop)
+    plan = [projections]
+    if elsewhere is not None and lanes > 1 and stop >= lanes_from:
+        plan = plan_lanes(projections, counts, lanes)
+    if len(plan) == 1:
+        return ReplayResult(rebuild_lane(source, store, projections, counts, stop, progress))
+    assert elsewhere is not None
+    others = elsewhere(plan[1:], counts, stop)
+
+    def together(position: int, _head: int) -> None:
+        if progress is not None:
+            progress(min(position, others.reached()), stop)
+
+    try:
+        digests = rebuild_lane(source, store, plan[0], counts, stop, together)
+    except BaseException:
+        others.cancel()
+        raise
+    digests.update(others.wait(progress))
+    return ReplayResult(digests)
 
 
 def verify(
-    source: EventSource,
+    source: TopicSource,
     live: RebuildableStore,
     scratch: RebuildableStore,
     projections: list[Projection],
     progress: Progress | None = None,
+    *,
+    lanes: int = 1,
+    elsewhere: LaneRunner | None = None,
 ) -> ReplayResult:
     """Rebuild into scratch tables up to the live position, compare, drop the scratch.
 
@@ -59,7 +165,9 @@ def verify(
     """
     Projector(source, live, projections).run_once()
     reached = max(live.position(p.name) for p in projections)
-    result = rebuild(source, scratch, projections, progress, stop_at=reached)
+    result = rebuild(
+        source, scratch, projections, progress, reached, lanes=lanes, elsewhere=elsewhere
+    )
     try:
         for projection in projections:
             difference = first_difference(
