@@ -8,23 +8,28 @@ schema, dropped at the end), for a log of 10k, 100k and 1M events (`--quick`: 2k
 
 1. `replay_<store>_<size>_events_per_s`: `projections.replay.rebuild()` of every
    projection in `all_projections()` up to the size's last position, exactly as
-   `ais replay` runs it: reset the tables, `Projector.run_once` (batches of 1000 read
-   through `StoredEventSource`, one transaction per projection and batch, a progress
-   callback that asks for the head like the CLI's bar does), then the digest of every
-   read model. Floor: the raw read below; ratio = rebuild events/s / raw events/s.
-   Target >= 0.25 on SQLite, >= 0.15 on PostgreSQL (reported, never fails the run).
+   `ais replay` runs it: reset the tables, split the projections into lanes, one per core
+   (`os.cpu_count()`; `projections.lanes`), this process running the dearest lane and
+   spawned processes the others. Each lane reads from the database only the topics its
+   projections want (`StoredEventSource.read_topics`, windows of 5000 positions), one
+   transaction per projection and batch, then digests its read models. Floor: the raw
+   read below, in one process; ratio = rebuild events/s / raw events/s. Target >= 0.25 on
+   SQLite, >= 0.15 on PostgreSQL (reported, never fails the run).
 2. `read_raw_<store>_<size>_events_per_s`: the floor. The same notifications read with
    `recorder.select_notifications(start=after + 1, limit=1000)` over the same range,
-   nothing decoded: the cheapest way through the log the projector could take.
+   nothing decoded: the cheapest way through the whole log in one process.
 3. `read_decoded_<store>_<size>_events_per_s`: the second floor, `StoredEventSource.read`
-   (the projector's own read: select + transcoder decode + `LoggedEvent`), its ratio
-   against the raw read shows what decoding costs. Not at 1M: the ratio is the same, and
-   the pass would cost `make bench` 25 s.
-4. `replay_<store>_<size>_peak_rss_mb`: `ru_maxrss` of the process that ran the rebuild,
-   read right after it. Every size runs in a fresh child process, so the figure is that
-   rebuild's peak (plus the interpreter and imports), not an earlier phase's.
-5. `replay_<store>_<size>_digest_share`: the part of the rebuild's wall time spent after
+   (the projector's following read: select + decode + `LoggedEvent`), its ratio against
+   the raw read shows what decoding costs. Not at 1M: the ratio is the same, and the pass
+   would cost `make bench` 25 s.
+4. `replay_<store>_<size>_one_process_events_per_s` (not at 1M): the same rebuild in this
+   process alone (`ais replay --workers 1`), against the same floor: what the lanes gain.
+   `replay_<store>_<size>_digest_share`: the part of that rebuild's wall time spent after
    the last batch was projected (the digest dump of every read model).
+5. `replay_<store>_<size>_peak_rss_mb`: `ru_maxrss` of the process that ran the rebuild
+   or of its largest lane process, read right after it. Every size runs in a fresh child
+   process, so the figure is that rebuild's peak (plus the interpreter and imports), not
+   an earlier phase's.
 6. The scaling curve (issue 10), by `bench/scaling.py`: cost per event against the size
    of the log, floor = the smallest size's figure, ratio = floor / value (1.0 = flat),
    target >= 0.8 (reported, never fails the run).
@@ -35,7 +40,7 @@ schema, dropped at the end), for a log of 10k, 100k and 1M events (`--quick`: 2k
    benchmark store, run while the log is being written, the moment it holds the size;
    the faster of two such days.
 
-The raw floor runs twice, before and after the rebuild (raw, decoded, rebuild, raw), and
+The raw floor runs twice, before and after the rebuilds (raw, decoded, rebuilds, raw), and
 counts once over both passes, so cache warm-up and table growth favour neither side.
 
 The log. Driving 1M events through `TradingApp.execute` would take over half an hour,
@@ -70,6 +75,7 @@ import io
 import itertools
 import math
 import multiprocessing
+import os
 import pstats
 import random
 import re
@@ -82,6 +88,7 @@ import uuid
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -99,6 +106,7 @@ from adapters.clock import SeededIds, SimulatedClock
 from adapters.event_log import EventLog, StoredEventSource
 from adapters.persistence import eventsourcing_env
 from adapters.read_store import SqlReadStore, engines
+from adapters.rebuild_lanes import ReadSideSpec, process_lanes
 from adapters.settings import PROJECT_ROOT, load_catalog, load_limits
 from application.errors import RiskRejected
 from application.trading import TradingApp
@@ -117,7 +125,8 @@ from domain.commands import (
 )
 from domain.values import Mode, OrderType, Side
 from projections.registry import all_projections
-from projections.replay import rebuild
+from projections.replay import ReplayResult, rebuild
+from projections.runner import Progress
 
 CONFIG = PROJECT_ROOT / "config"
 KEYS = KeyRing.parse("bench1:" + "b" * 48)
@@ -132,6 +141,7 @@ BATCH = 1000  # the Projector's default batch size; both floors read in the same
 WRITE_BATCH_BYTES = {"sqlite": 32_000_000, "postgres": 2_000_000}
 COPY_NAMESPACE = uuid.UUID("6f1d7f4e-3c52-4b8e-9a51-0d3c2b7e8a10")
 TARGETS = {"sqlite": 0.25, "postgres": 0.15}
+LANES = os.cpu_count() or 1  # `ais replay`'s default: one rebuilding process per core
 STEP_SECONDS = 3  # one order life cycle per step: under the shipped 30 orders / 60 s
 # Appended days per size, the fastest counts: on a shared machine a stall (another
 # process's I/O or CPU) often lands in one day's second of work, rarely in both.
@@ -514,6 +524,7 @@ class Job:
     events: int
     profile_events: int  # 0: no profile pass
     decoded: bool  # also the decoded-read floor (not at 1M: 25 s of `make bench`, same ratio)
+    one_process: bool  # also a rebuild in this process alone (not at 1M: its ratio is the same)
 
 
 def read_raw(source: StoredEventSource, upto: int) -> tuple[int, float]:
@@ -543,12 +554,21 @@ def read_decoded(source: StoredEventSource, upto: int) -> tuple[int, float]:
     return count, time.perf_counter() - t0
 
 
+def _rebuild(job: Job, store: SqlReadStore, source: StoredEventSource, **kw: Any) -> Any:
+    """`rebuild()` as `ais replay` runs it: lanes in one process per core (`LANES`)."""
+    spec = ReadSideSpec(job.env, job.database_url, Path(job.home), store.prefix)
+    return rebuild(
+        source, store, all_projections(), lanes=LANES, elsewhere=process_lanes(spec), **kw
+    )
+
+
 def _profile_rebuild(
     job: Job, source: StoredEventSource, store: SqlReadStore, top: int = 30
 ) -> str:
+    """The lane this process runs (the dearest), profiled; the others run beside it."""
     profiler = cProfile.Profile()
     profiler.enable()
-    rebuild(source, store, all_projections(), stop_at=job.profile_events)
+    _rebuild(job, store, source, stop_at=job.profile_events)
     profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
@@ -557,8 +577,22 @@ def _profile_rebuild(
     return out.getvalue()
 
 
+def _timed(run: Callable[[Progress], ReplayResult]) -> tuple[ReplayResult, float, float]:
+    """Wall seconds of a rebuild, and of what followed its last projected batch."""
+    last_batch = [0.0]
+
+    def progress(position: int, head: int) -> None:
+        last_batch[0] = time.perf_counter()
+
+    gc.collect()
+    t0 = time.perf_counter()
+    result = run(progress)
+    seconds = time.perf_counter() - t0
+    return result, seconds, (t0 + seconds - last_batch[0] if last_batch[0] else 0.0)
+
+
 def measure(job: Job) -> dict[str, Any]:
-    """Both floors, the rebuild, the raw floor again; in its own process (see `run_job`)."""
+    """Both floors, the rebuilds, the raw floor again; in its own process (see `run_job`)."""
     source = StoredEventSource(job.env)
     engine, schema = engines(job.database_url, Path(job.home))
     store = SqlReadStore(engine, schema)
@@ -568,19 +602,20 @@ def measure(job: Job) -> dict[str, Any]:
         raw_n, raw_s = read_raw(source, job.events)
         dec_n, dec_s = read_decoded(source, job.events) if job.decoded else (0, 0.0)
         projections = all_projections()
-        last_batch = [0.0]
-
-        def progress(position: int, head: int) -> None:
-            last_batch[0] = time.perf_counter()
-
-        gc.collect()
-        t0 = time.perf_counter()
-        result = rebuild(source, store, projections, progress, stop_at=job.events)
-        seconds = time.perf_counter() - t0
-        peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        # progress runs after each projected batch: what follows the last one is the final
-        # (empty) read and the digest of every read model
-        digest_seconds = t0 + seconds - last_batch[0] if last_batch[0] else 0.0
+        one_s = digest_s = 0.0
+        if job.one_process:
+            # progress runs after each projected batch: what follows the last one is the
+            # digest of every read model
+            _, one_s, digest_s = _timed(
+                lambda progress: rebuild(source, store, projections, progress, job.events)
+            )
+        result, seconds, _ = _timed(
+            lambda progress: _rebuild(job, store, source, progress=progress, stop_at=job.events)
+        )
+        peak_rss_kb = max(
+            resource.getrusage(who).ru_maxrss
+            for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        )
         positions = {p.name: store.position(p.name) for p in projections}
         if set(positions.values()) != {job.events}:
             raise RuntimeError(f"rebuild stopped short of {job.events}: {positions}")
@@ -600,7 +635,8 @@ def measure(job: Job) -> dict[str, Any]:
     return {
         "events": job.events,
         "seconds": seconds,
-        "digest_seconds": digest_seconds,
+        "one_process_seconds": one_s,
+        "digest_seconds": digest_s,
         "raw_events": raw_n,
         "raw_seconds": raw_s,
         "decoded_events": dec_n,
@@ -613,9 +649,10 @@ def measure(job: Job) -> dict[str, Any]:
 
 
 def run_job(job: Job) -> dict[str, Any]:
-    """`measure` in a fresh interpreter, so its peak RSS is the rebuild's alone."""
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        result: dict[str, Any] = pool.apply(measure, (job,))
+    """`measure` in a fresh interpreter, so its peak RSS is the rebuild's alone (and not a
+    daemon: the rebuild starts lane processes of its own)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        result: dict[str, Any] = pool.submit(measure, job).result()
     return result
 
 
@@ -688,13 +725,13 @@ def bench_store(
             events,
             min(events, 100_000) if profile and events == largest else 0,
             decoded=events < 1_000_000,
+            one_process=events < 1_000_000,
         )
         r = run_job(job)
         rebuilds[events] = (events, r["seconds"])
         rate = events / r["seconds"]
         raw = r["raw_events"] / r["raw_seconds"]
         ratio = rate / raw
-        share = r["digest_seconds"] / r["seconds"]
         figures += [
             Figure(
                 f"replay_{label}_events_per_s",
@@ -704,7 +741,7 @@ def bench_store(
                 ratio,
                 target,
                 ok=ratio >= target,
-                note=f"rebuild() ÷ raw read; target ≥ {target:g}",
+                note=f"rebuild() in lanes, {LANES} processes ÷ raw read; target ≥ {target:g}",
             ),
             Figure(
                 f"read_raw_{label}_events_per_s",
@@ -716,15 +753,27 @@ def bench_store(
                 f"replay_{label}_peak_rss_mb",
                 r["peak_rss_mb"],
                 "MiB",
-                note="ru_maxrss of the rebuilding process",
-            ),
-            Figure(
-                f"replay_{label}_digest_share",
-                share,
-                "fraction",
-                note="share of the rebuild spent digesting the read models",
+                note="ru_maxrss of the largest rebuilding process",
             ),
         ]
+        if r["one_process_seconds"]:
+            alone = events / r["one_process_seconds"]
+            figures += [
+                Figure(
+                    f"replay_{label}_one_process_events_per_s",
+                    alone,
+                    "event/s",
+                    raw,
+                    alone / raw,
+                    note="rebuild() in this process alone (--workers 1) ÷ raw read",
+                ),
+                Figure(
+                    f"replay_{label}_digest_share",
+                    r["digest_seconds"] / r["one_process_seconds"],
+                    "fraction",
+                    note="share of the one-process rebuild spent digesting the read models",
+                ),
+            ]
         if r["decoded_seconds"]:
             decoded = r["decoded_events"] / r["decoded_seconds"]
             figures.append(
@@ -739,8 +788,8 @@ def bench_store(
             )
         rows = ", ".join(f"{k} {v:,}" for k, v in sorted(r["rows"].items()))
         console.print(
-            f"{store.name} {size_label(events)}: rebuild {r['seconds']:.2f} s "
-            f"(projecting {r['seconds'] - r['digest_seconds']:.2f} s, digest "
+            f"{store.name} {size_label(events)}: rebuild {r['seconds']:.2f} s in {LANES} "
+            f"processes, {r['one_process_seconds']:.2f} s in one (digest "
             f"{r['digest_seconds']:.2f} s), raw read {r['raw_seconds'] / 2:.2f} s per pass, "
             f"decoded read {r['decoded_seconds']:.2f} s\n  rows: {rows}\n"
             f"  digest {r['digest']}",
