@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -47,15 +47,32 @@ class StateDecoder:
         self._types: dict[str, Callable[[Any], Any]] = {
             name: _fast_decode(t) for name, t in transcoder.names.items()
         }
+        # the name the library's datetime transcoding has here, if it is registered
+        iso = [name for name, t in transcoder.names.items() if type(t) is DatetimeAsISO]
+        self._iso_name = iso[0] if iso else None
 
-    def __call__(self, data: bytes) -> dict[str, Any]:
+    def __call__(self, data: bytes, keys: frozenset[str] | None = None) -> dict[str, Any]:
+        """The state, or only its `keys` (the others are not converted, and left out)."""
+        return self.timed(data, keys)[0]
+
+    def timed(
+        self, data: bytes, keys: frozenset[str] | None = None
+    ) -> tuple[dict[str, Any], str | None]:
+        """The state, and its `timestamp` as the ISO text it was stored as: what
+        `datetime.isoformat` would give back, without making it again per event."""
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return cast("dict[str, Any]", self._fallback(data))
+            return cast("dict[str, Any]", self._fallback(data)), None
         if type(parsed) is not dict:
-            return cast("dict[str, Any]", self._value(parsed))
-        return self._dict(parsed)
+            return cast("dict[str, Any]", self._value(parsed)), None
+        stamp = parsed.get("timestamp")
+        at = None
+        if type(stamp) is dict and stamp.get("_type_") == self._iso_name:
+            at = stamp.get("_data_")
+        if keys is not None:
+            parsed = {k: parsed[k] for k in keys if k in parsed}
+        return self._dict(parsed), at if type(at) is str else None
 
     def _value(self, value: Any) -> Any:
         if type(value) is dict:
@@ -139,21 +156,33 @@ class StoredEventSource:
                 return {str(row["topic"]): int(row["n"]) for row in pg.fetchall()}
         raise TypeError(f"cannot count topics in a {type(recorder).__name__}")
 
-    def read_topics(self, after: int, stop: int, topics: Sequence[str]) -> list[LoggedEvent]:
+    def read_topics(
+        self, after: int, stop: int, topics: Mapping[str, frozenset[str] | None]
+    ) -> list[LoggedEvent]:
         """The events of these topics at positions after+1..stop, filtered by the database:
-        the rest are never fetched, nor decoded."""
+        the rest are never fetched, nor decoded. A topic's state holds only the fields it
+        maps to (all, for None)."""
         if not topics:
             return []
-        return self._logged(
-            self.log.recorder.select_notifications(
-                start=after + 1, limit=stop - after, stop=stop, topics=list(topics)
-            )
+        notifications = self.log.recorder.select_notifications(
+            start=after + 1, limit=stop - after, stop=stop, topics=list(topics)
         )
+        return self._logged(notifications, topics)
 
-    def _logged(self, notifications: Sequence[Notification]) -> list[LoggedEvent]:
-        decode = self._decode
+    def _logged(
+        self,
+        notifications: Sequence[Notification],
+        fields: Mapping[str, frozenset[str] | None] | None = None,
+    ) -> list[LoggedEvent]:
+        decode = self._decode.timed
         return [
-            LoggedEvent(n.id, n.topic, str(n.originator_id), n.originator_version, decode(n.state))
+            LoggedEvent(
+                n.id,
+                n.topic,
+                str(n.originator_id),
+                n.originator_version,
+                *decode(n.state, fields[n.topic] if fields else None),
+            )
             for n in notifications
         ]
 

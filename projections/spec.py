@@ -38,6 +38,7 @@ class LoggedEvent:
         originator_id: str,
         originator_version: int,
         state: dict[str, Any],
+        at: str | None = None,
     ) -> None:
         self.position = position
         self.topic = topic
@@ -45,7 +46,7 @@ class LoggedEvent:
         self.originator_version = originator_version
         self.state = state
         self.kind: str = topic.split(":", 1)[1]  # 'Aggregate.Event', e.g. 'Order.Placed'
-        self._at: str | None = None
+        self._at = at  # the timestamp's ISO text, when the decoder saw it stored as such
 
     @property
     def at(self) -> str:
@@ -69,6 +70,10 @@ class Rows(Protocol):
 
 
 class Projection(Protocol):
+    """A read model. It may also have a `handling_cost`: what handling one of its events
+    costs relative to other projections' (1.0 if absent). Only a rebuild's split into
+    lanes uses it, to balance them; no result depends on it."""
+
     name: str
     version: int  # bump to rebuild this read model from position 0
     tables: tuple[TableSpec, ...]
@@ -85,6 +90,19 @@ class SelectsEvents(Protocol):
     """
 
     def wants(self, kind: str) -> bool: ...
+
+
+@runtime_checkable
+class ReadsFields(Protocol):
+    """A projection that reads only some fields of an event kind's state.
+
+    A rebuild then decodes just those fields of the kinds it reads for no other
+    projection; the rest are left out of `state`, so reading one undeclared fails loudly.
+    """
+
+    def fields(self, kind: str) -> frozenset[str] | None:
+        """The top-level keys of `kind`'s state this projection reads; None: all."""
+        ...
 
 
 @runtime_checkable
@@ -107,4 +125,6 @@ def money(value: Decimal | None) -> str | None:
 
 
 def dec(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value))
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(value if type(value) is str else str(value))

@@ -79,9 +79,11 @@ def test_topic_counts_and_topic_reads_match_the_log(
         assert source.topic_counts(head) == Counter(e.topic for e in everything)
         assert source.topic_counts(head - 1) == Counter(e.topic for e in everything[:-1])
         marks = [e for e in everything if e.kind == "RiskDesk.MarkObserved"]
-        read = source.read_topics(0, head, [marks[0].topic])
+        read = source.read_topics(0, head, {marks[0].topic: None})
         assert [e.position for e in read] == [e.position for e in marks]
         assert [e.state for e in read] == [e.state for e in marks]
-        assert source.read_topics(0, marks[0].position - 1, [marks[0].topic]) == []
+        assert source.read_topics(0, marks[0].position - 1, {marks[0].topic: None}) == []
+        only = source.read_topics(0, head, {marks[0].topic: frozenset({"price", "nothing"})})
+        assert [e.state for e in only] == [{"price": e.state["price"]} for e in marks]
     finally:
         source.close()
