@@ -144,20 +144,23 @@ class BatchRows:
         self._tables = tables
         self._sql = sql
         self.dirty: dict[str, dict[tuple[Any, ...], Row]] = {n: {} for n in sql}
+        # per table, what `put` needs, looked up once per batch rather than once per row
+        self._puts = {n: (sql[n].key_of, cache.rows[n], self.dirty[n]) for n in sql}
 
     def get(self, table: str, key: tuple[Any, ...]) -> Row | None:
         cache = self.cache.rows[table]
-        if key not in cache and table not in self.cache.scanned:
+        row = cache.get(key)
+        if row is None and key not in cache and table not in self.cache.scanned:
             sql = self._sql[table]
             found = self.connection.exec_driver_sql(sql.select, key).first()
-            cache[key] = dict(zip(sql.columns, found, strict=True)) if found else None
-        row = cache.get(key)
+            row = cache[key] = dict(zip(sql.columns, found, strict=True)) if found else None
         return dict(row) if row is not None else None
 
     def put(self, table: str, row: Row) -> None:
+        key_of, cached, dirty = self._puts[table]
         kept = dict(row)  # one private copy: `get` hands out copies of it
-        key = self._sql[table].key_of(kept)
-        self.cache.rows[table][key] = self.dirty[table][key] = kept
+        key = key_of(kept)
+        cached[key] = dirty[key] = kept
 
     def scan(self, table: str) -> list[Row]:
         cache = self.cache.rows[table]

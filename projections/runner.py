@@ -108,24 +108,31 @@ class Projector:
             events = [e for e in events if e.position <= stop_at]
         if not events:
             return 0
+        kinds = {e.kind for e in events}
         for projection in self.projections:
             done = positions[projection.name]
             todo = events if done < events[0].position else [e for e in events if e.position > done]
             if not todo:
                 continue
             try:
-                self._apply(projection, self._wanted_by(projection, todo), done, todo[-1].position)
+                wanted = self._wanted_by(projection, todo, kinds)
+                self._apply(projection, wanted, done, todo[-1].position)
                 positions[projection.name] = todo[-1].position
             except TrackingConflict:
                 positions[projection.name] = self.store.position(projection.name)
         return len(events)
 
-    def _wanted_by(self, projection: Projection, events: list[LoggedEvent]) -> list[LoggedEvent]:
+    def _wanted_by(
+        self, projection: Projection, events: list[LoggedEvent], kinds: set[str]
+    ) -> list[LoggedEvent]:
+        """The events of the projection's kinds (`kinds`: those in the batch, or more)."""
         if projection.name not in self._wanted:
             return events
         wants, wanted = self._wanted[projection.name]
-        for kind in {e.kind for e in events}.difference(wanted):
+        for kind in kinds.difference(wanted):
             wanted[kind] = wants(kind)
+        if all(wanted[kind] for kind in kinds):  # a rebuild's lane reads only these
+            return events
         return [e for e in events if wanted[e.kind]]
 
     def _apply(
