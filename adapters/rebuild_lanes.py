@@ -62,22 +62,26 @@ def _run_lane(
 
 
 class ProcessLanes:
-    """Lanes running in worker processes, started on construction."""
+    """Worker processes for lanes, started on construction, given lanes by `start`."""
 
-    def __init__(
-        self,
-        spec: ReadSideSpec,
-        lanes: list[list[Projection]],
-        counts: Mapping[str, int],
-        stop: int,
-    ) -> None:
+    def __init__(self, spec: ReadSideSpec, workers: int) -> None:
         context = multiprocessing.get_context("spawn")
+        self.spec = spec
+        self.stop = 0
+        self._reached = context.Array("q", workers, lock=False)
+        self._pool = context.Pool(workers, _start_worker, (self._reached,))
+        self._results: list[AsyncResult[dict[str, str]]] = []
+
+    def start(self, lanes: list[list[Projection]], counts: Mapping[str, int], stop: int) -> None:
+        """One lane per worker (a plan may have fewer lanes than there are workers)."""
+        if len(lanes) > len(self._reached):
+            raise ValueError(f"{len(lanes)} lanes for {len(self._reached)} workers")
         self.stop = stop
-        self._reached = context.Array("q", len(lanes), lock=False)
-        self._pool = context.Pool(len(lanes), _start_worker, (self._reached,))
-        self._results: list[AsyncResult[dict[str, str]]] = [
+        idle = len(self._reached) - len(lanes)
+        self._reached[:] = [0] * len(lanes) + [stop] * idle  # an idle worker is done
+        self._results = [
             self._pool.apply_async(
-                _run_lane, (spec, [p.name for p in lane], dict(counts), stop, slot)
+                _run_lane, (self.spec, [p.name for p in lane], dict(counts), stop, slot)
             )
             for slot, lane in enumerate(lanes)
         ]
@@ -115,7 +119,7 @@ class ProcessLanes:
 def process_lanes(spec: ReadSideSpec) -> LaneRunner:
     """The `elsewhere` of `projections.replay.rebuild`: lanes in worker processes."""
 
-    def start(lanes: list[list[Projection]], counts: Mapping[str, int], stop: int) -> ProcessLanes:
-        return ProcessLanes(spec, lanes, counts, stop)
+    def start(workers: int) -> ProcessLanes:
+        return ProcessLanes(spec, workers)
 
     return start

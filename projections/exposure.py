@@ -21,6 +21,7 @@ TOTALS = TableSpec(
 class ExposureProjection:
     name = "exposure"
     version = 3
+    handling_cost = 0.5  # per event, for splitting a rebuild (projections.lanes)
     tables: tuple[TableSpec, ...] = (BY_INSTRUMENT, TOTALS, *book_tables("exposure"))
 
     def __init__(self) -> None:

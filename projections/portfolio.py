@@ -41,6 +41,7 @@ def drawdown(nav: Decimal, high_water_mark: Decimal) -> Decimal:
 class PortfolioProjection:
     name = "portfolio"
     version = 2
+    handling_cost = 1.4  # per event, for splitting a rebuild (projections.lanes)
     tables: tuple[TableSpec, ...] = (SUMMARY, HISTORY, DAILY, *book_tables("portfolio"))
 
     def __init__(self) -> None:

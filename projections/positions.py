@@ -27,6 +27,7 @@ POSITIONS = TableSpec(
 class PositionsProjection:
     name = "positions"
     version = 1
+    handling_cost = 0.85  # per event, for splitting a rebuild (projections.lanes)
     tables: tuple[TableSpec, ...] = (POSITIONS,)
 
     def wants(self, kind: str) -> bool:

@@ -106,6 +106,7 @@ def _text(value: Decimal) -> str:
 class ReconciliationProjection:
     name = "reconciliation"
     version = 2
+    handling_cost = 0.85  # per event, for splitting a rebuild (projections.lanes)
     tables: tuple[TableSpec, ...] = (
         RESULTS,
         ITEMS,

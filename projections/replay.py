@@ -9,18 +9,18 @@ processes, see `adapters.rebuild_lanes`) while this process runs the first.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from projections.digest import Difference, combined, digest_rows, first_difference
-from projections.lanes import plan_lanes, wanted_topics
+from projections.lanes import lane_topics, plan_lanes
 from projections.runner import EventSource, Progress, Projector, ReadStore
 from projections.spec import LoggedEvent, Projection, Row
 
 # A rebuild owns its tables, so it can take bigger batches than a projector following the
 # head: fewer transactions, and one statement per table covers more rows.
-REBUILD_BATCH = 5000
+REBUILD_BATCH = 20000
 # Below this many events a rebuild takes a second or two in one process: starting another
 # interpreter for a lane would cost about as much as it saves.
 LANES_FROM = 50_000
@@ -37,11 +37,17 @@ class TopicSource(EventSource, Protocol):
 
     def topic_counts(self, upto: int) -> dict[str, int]: ...
 
-    def read_topics(self, after: int, stop: int, topics: Sequence[str]) -> list[LoggedEvent]: ...
+    def read_topics(
+        self, after: int, stop: int, topics: Mapping[str, frozenset[str] | None]
+    ) -> list[LoggedEvent]: ...
 
 
 class Lanes(Protocol):
-    """Lanes running elsewhere: their progress, then their digests."""
+    """Workers for lanes elsewhere: given their lanes, then their progress and digests."""
+
+    def start(
+        self, lanes: list[list[Projection]], counts: Mapping[str, int], stop: int
+    ) -> None: ...
 
     def reached(self) -> int: ...
 
@@ -51,9 +57,9 @@ class Lanes(Protocol):
 
 
 class LaneRunner(Protocol):
-    def __call__(
-        self, lanes: list[list[Projection]], counts: Mapping[str, int], stop: int
-    ) -> Lanes: ...
+    def __call__(self, workers: int) -> Lanes:
+        """Start `workers` workers now: they get ready while the log's topics are counted."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -67,11 +73,14 @@ class ReplayResult:
 
 
 class LaneSource:
-    """The log up to `stop`, only `topics`: what one lane of a rebuild reads."""
+    """The log up to `stop`, only `topics` (and of each, only its fields): what one lane
+    of a rebuild reads."""
 
-    def __init__(self, source: TopicSource, topics: Sequence[str], stop: int) -> None:
+    def __init__(
+        self, source: TopicSource, topics: Mapping[str, frozenset[str] | None], stop: int
+    ) -> None:
         self.source = source
-        self.topics = sorted(topics)
+        self.topics = dict(sorted(topics.items()))
         self.stop = stop
 
     def head(self) -> int:
@@ -97,8 +106,7 @@ def rebuild_lane(
     progress: Progress | None = None,
 ) -> dict[str, str]:
     """Project positions 1..stop into the lane's freshly reset tables; their digests."""
-    topics = set().union(*(wanted_topics(p, counts) for p in lane))
-    lane_source = LaneSource(source, sorted(topics), stop)
+    lane_source = LaneSource(source, lane_topics(lane, counts), stop)
     projector = Projector(lane_source, store, lane, batch_size=REBUILD_BATCH)
     projector.run_once(progress, stop)
     for projection in lane:
@@ -126,20 +134,20 @@ def rebuild(
     for projection in projections:
         store.reset(projection)
     stop = source.head() if stop_at is None else stop_at
-    counts = source.topic_counts(stop)
-    plan = [projections]
-    if elsewhere is not None and lanes > 1 and stop >= lanes_from:
-        plan = plan_lanes(projections, counts, lanes)
-    if len(plan) == 1:
+    workers = min(lanes, len(projections)) - 1
+    if elsewhere is None or workers < 1 or stop < lanes_from:
+        counts = source.topic_counts(stop)
         return ReplayResult(rebuild_lane(source, store, projections, counts, stop, progress))
-    assert elsewhere is not None
-    others = elsewhere(plan[1:], counts, stop)
-
-    def together(position: int, _head: int) -> None:
-        if progress is not None:
-            progress(min(position, others.reached()), stop)
-
+    others = elsewhere(workers)
     try:
+        counts = source.topic_counts(stop)
+        plan = plan_lanes(projections, counts, lanes)
+        others.start(plan[1:], counts, stop)
+
+        def together(position: int, _head: int) -> None:
+            if progress is not None:
+                progress(min(position, others.reached()), stop)
+
         digests = rebuild_lane(source, store, plan[0], counts, stop, together)
     except BaseException:
         others.cancel()
