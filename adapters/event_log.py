@@ -19,9 +19,7 @@ from eventsourcing.persistence import (
     Transcoding,
     UUIDAsHex,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
-from psycopg.sql import SQL, Identifier
 
 from projections.spec import LoggedEvent
 
@@ -147,6 +145,9 @@ class StoredEventSource:
             with recorder.datastore.transaction(commit=False) as cursor:
                 cursor.execute(sql + " GROUP BY topic", (upto,))
                 return {str(topic): int(n) for topic, n in cursor.fetchall()}
+        from eventsourcing.postgres import PostgresApplicationRecorder  # only on PostgreSQL
+        from psycopg.sql import SQL, Identifier
+
         if isinstance(recorder, PostgresApplicationRecorder):
             query = SQL(
                 "SELECT topic, COUNT(*) AS n FROM {}.{} WHERE notification_id <= %s GROUP BY topic"

@@ -30,8 +30,8 @@ from sqlalchemy import (
     update,
 )
 
+from adapters.config_error import ConfigError
 from adapters.lease import advisory_key
-from adapters.settings import ConfigError
 from projections.runner import TrackingConflict
 from projections.spec import Projection, Row, Rows, TableSpec
 

@@ -10,16 +10,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters.config_error import ConfigError as ConfigError  # re-exported: imported from here
 from domain.errors import InvalidCommand
 from domain.limits import RiskLimits
 from domain.values import Instrument, InstrumentCatalog
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-
-
-class ConfigError(ValueError):
-    """Configuration that cannot be used; the message names the file and the key."""
 
 
 class Settings(BaseSettings):

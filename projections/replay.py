@@ -24,6 +24,10 @@ REBUILD_BATCH = 20000
 # Below this many events a rebuild takes a second or two in one process: starting another
 # interpreter for a lane would cost about as much as it saves.
 LANES_FROM = 50_000
+# A worker process is ready about 0.4 s after it is asked for (a fresh interpreter and its
+# imports); in that time a lane gets through about this many events (`lane_cost` units),
+# so the lane of this process is planned that much longer.
+WORKER_START = 30_000
 
 
 class RebuildableStore(ReadStore, Protocol):
@@ -105,7 +109,9 @@ def rebuild_lane(
     stop: int,
     progress: Progress | None = None,
 ) -> dict[str, str]:
-    """Project positions 1..stop into the lane's freshly reset tables; their digests."""
+    """Drop the lane's read models, project positions 1..stop into them; their digests."""
+    for projection in lane:
+        store.reset(projection)
     lane_source = LaneSource(source, lane_topics(lane, counts), stop)
     projector = Projector(lane_source, store, lane, batch_size=REBUILD_BATCH)
     projector.run_once(progress, stop)
@@ -131,17 +137,15 @@ def rebuild(
     lanes_from: int = LANES_FROM,
 ) -> ReplayResult:
     """Drop the read models and project the log (up to `stop_at`, else its head) again."""
-    for projection in projections:
-        store.reset(projection)
     stop = source.head() if stop_at is None else stop_at
     workers = min(lanes, len(projections)) - 1
     if elsewhere is None or workers < 1 or stop < lanes_from:
         counts = source.topic_counts(stop)
         return ReplayResult(rebuild_lane(source, store, projections, counts, stop, progress))
-    others = elsewhere(workers)
+    others = elsewhere(workers)  # they start while the topics are counted
     try:
         counts = source.topic_counts(stop)
-        plan = plan_lanes(projections, counts, lanes)
+        plan = plan_lanes(projections, counts, lanes, late=WORKER_START)
         others.start(plan[1:], counts, stop)
 
         def together(position: int, _head: int) -> None:
