@@ -1,17 +1,20 @@
 """Lanes of a rebuild in other processes, one fresh interpreter each (`spawn`).
 
 Each worker opens the log and the read store itself, runs `rebuild_lane` for its
-projections and hands back their digests; its progress is one shared integer. Lanes
-share no tables and each commits its own tracking, so a lane that fails leaves every
-read model at a tracked position a projector can carry on from.
+projections and sends back their digests; its progress is one shared integer. Lanes
+share no tables and each commits its own tracking, so a lane that fails, or a worker
+that is killed, leaves every read model at a tracked position a projector can carry on
+from; the rebuild then fails with the lane's error, never waits for it forever.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
-from multiprocessing.pool import AsyncResult
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -39,26 +42,32 @@ class ReadSideSpec:
         return StoredEventSource(self.env), SqlReadStore(engine, schema, self.prefix)
 
 
-_reached: Any = None  # in a worker: the shared positions its lanes report into
+def _lane_worker(jobs: Connection, reached: Any, slot: int) -> None:
+    """A worker: wait for its lane (None: not needed), run it, send the outcome back."""
+    job = jobs.recv()
+    if job is None:
+        return
+    spec, names, counts, stop = job
 
-
-def _start_worker(reached: Any) -> None:
-    global _reached
-    _reached = reached
-
-
-def _run_lane(
-    spec: ReadSideSpec, names: list[str], counts: dict[str, int], stop: int, slot: int
-) -> dict[str, str]:
     def progress(position: int, _head: int) -> None:
-        _reached[slot] = position
+        reached[slot] = position
 
-    source, store = spec.open()
     try:
-        return rebuild_lane(source, store, select(names), counts, stop, progress)
-    finally:
-        store.close()
-        source.close()
+        source, store = spec.open()
+        try:
+            outcome: tuple[str, Any] = (
+                "done",
+                rebuild_lane(source, store, select(names), counts, stop, progress),
+            )
+        finally:
+            store.close()
+            source.close()
+    except Exception as exc:  # sent to the parent, which raises it
+        outcome = ("failed", exc)
+    try:
+        jobs.send(outcome)
+    except Exception:  # the error itself would not pickle: its text will do
+        jobs.send(("failed", RuntimeError(f"{type(outcome[1]).__name__}: {outcome[1]}")))
 
 
 class ProcessLanes:
@@ -69,51 +78,75 @@ class ProcessLanes:
         self.spec = spec
         self.stop = 0
         self._reached = context.Array("q", workers, lock=False)
-        self._pool = context.Pool(workers, _start_worker, (self._reached,))
-        self._results: list[AsyncResult[dict[str, str]]] = []
+        self._workers: list[tuple[BaseProcess, Connection]] = []
+        for slot in range(workers):
+            mine, theirs = context.Pipe()
+            process = context.Process(
+                target=_lane_worker,
+                args=(theirs, self._reached, slot),
+                name=f"ais-rebuild-lane-{slot + 1}",
+                daemon=True,
+            )
+            process.start()
+            theirs.close()
+            self._workers.append((process, mine))
+        self._busy: list[int] = []
 
     def start(self, lanes: list[list[Projection]], counts: Mapping[str, int], stop: int) -> None:
         """One lane per worker (a plan may have fewer lanes than there are workers)."""
-        if len(lanes) > len(self._reached):
-            raise ValueError(f"{len(lanes)} lanes for {len(self._reached)} workers")
+        if len(lanes) > len(self._workers):
+            raise ValueError(f"{len(lanes)} lanes for {len(self._workers)} workers")
         self.stop = stop
-        idle = len(self._reached) - len(lanes)
+        idle = len(self._workers) - len(lanes)
         self._reached[:] = [0] * len(lanes) + [stop] * idle  # an idle worker is done
-        self._results = [
-            self._pool.apply_async(
-                _run_lane, (self.spec, [p.name for p in lane], dict(counts), stop, slot)
-            )
-            for slot, lane in enumerate(lanes)
-        ]
+        self._busy = list(range(len(lanes)))
+        for slot, (_, jobs) in enumerate(self._workers):
+            lane = [p.name for p in lanes[slot]] if slot < len(lanes) else None
+            with suppress(BrokenPipeError):  # a worker already gone: `wait` says so
+                jobs.send(None if lane is None else (self.spec, lane, dict(counts), stop))
 
     def reached(self) -> int:
         return int(min(self._reached))
 
     def wait(self, progress: Progress | None) -> dict[str, str]:
-        """Their digests once all are done; the first lane's error if one fails."""
+        """Their digests once all are done; the first failed lane's error if one fails."""
+        digests: dict[str, str] = {}
         try:
-            while True:
-                for result in self._results:
-                    if result.ready() and not result.successful():
-                        result.get()  # raises the lane's own error
+            pending = set(self._busy)
+            while pending:
+                for slot in sorted(pending):
+                    process, jobs = self._workers[slot]
+                    if not jobs.poll() and process.is_alive():
+                        continue
+                    try:
+                        status, value = jobs.recv()
+                    except EOFError:  # it died without a word
+                        process.join()
+                        raise RuntimeError(
+                            f"{process.name} ended (exit code {process.exitcode}) "
+                            "before its lane was rebuilt"
+                        ) from None
+                    if status == "failed":
+                        raise value
+                    digests.update(value)
+                    pending.discard(slot)
                 if progress is not None:
                     progress(self.reached(), self.stop)
-                pending = [r for r in self._results if not r.ready()]
-                if not pending:
-                    break
-                pending[0].wait(_POLL_SECONDS)
-            digests: dict[str, str] = {}
-            for result in self._results:
-                digests.update(result.get())
-            self._pool.close()
+                if pending:  # wait for an answer, a worker's end, or the time to report
+                    waits: list[Connection | int] = [self._workers[s][1] for s in pending]
+                    waits += [self._workers[s][0].sentinel for s in pending]
+                    wait(waits, _POLL_SECONDS)
             return digests
         finally:
             self.cancel()
 
     def cancel(self) -> None:
         """Stop the workers (a lane's last batch is rolled back, as after a crash)."""
-        self._pool.terminate()
-        self._pool.join()
+        for process, jobs in self._workers:
+            if process.is_alive():
+                process.kill()
+            process.join()
+            jobs.close()
 
 
 def process_lanes(spec: ReadSideSpec) -> LaneRunner:

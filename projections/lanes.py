@@ -8,7 +8,7 @@ lane: the split keeps that one as cheap as it can.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from projections.spec import Projection, ReadsFields, SelectsEvents
 
@@ -59,46 +59,36 @@ def lane_cost(lane: list[Projection], counts: Mapping[str, int]) -> float:
 
 
 def plan_lanes(
-    projections: list[Projection], counts: Mapping[str, int], lanes: int, late: float = 0.0
+    projections: list[Projection], counts: Mapping[str, int], lanes: int
 ) -> list[list[Projection]]:
-    """At most `lanes` non-empty lanes: the first for this process, then the others,
-    dearest first, for workers that start `late` (in events handled) after it.
+    """At most `lanes` non-empty lanes, dearest first.
 
-    Greedy first: each projection, dearest alone first, joins the lane it makes finish
-    soonest (a projection reading the same events as a lane joins it for its handling
-    only, which keeps projections sharing events together). Then projections move out of
-    the lane that finishes last while a move makes both lanes it touches finish sooner.
+    Greedy first: each projection, dearest alone first, joins the lane it makes the least
+    dear (a projection reading the same events as a lane joins it for its handling only,
+    which keeps projections sharing events together). Then projections move out of the
+    dearest lane while a move makes both lanes it touches cheaper than that one was.
     """
     plan: list[list[Projection]] = [[] for _ in range(max(1, min(lanes, len(projections))))]
-    starts = [0.0] + [late] * (len(plan) - 1)
-
-    def finish(i: int, lane: list[Projection]) -> float:
-        return starts[i] + lane_cost(lane, counts)
-
     for projection in sorted(projections, key=lambda p: lane_cost([p], counts), reverse=True):
-        best = min(range(len(plan)), key=lambda i: (finish(i, [*plan[i], projection]), i))
-        plan[best].append(projection)
-    while _move_one(plan, finish):
+        best = min(plan, key=lambda lane: (lane_cost([*lane, projection], counts), len(lane)))
+        best.append(projection)
+    while _move_one(plan, counts):
         pass
-    others = sorted((lane for lane in plan[1:] if lane), key=lambda lane: -lane_cost(lane, counts))
-    return [plan[0], *others] if plan[0] else others
+    return sorted((lane for lane in plan if lane), key=lambda lane: -lane_cost(lane, counts))
 
 
-def _move_one(
-    plan: list[list[Projection]], finish: Callable[[int, list[Projection]], float]
-) -> bool:
-    """Move one projection out of the lane finishing last if both lanes it touches then
-    finish sooner than that one did (the sorted finishing times fall at every move, so
-    moving ends)."""
-    last = max(range(len(plan)), key=lambda i: finish(i, plan[i]))
-    ceiling = finish(last, plan[last])
-    for projection in plan[last]:
-        rest = [p for p in plan[last] if p is not projection]
-        for other in range(len(plan)):
-            if other == last:
+def _move_one(plan: list[list[Projection]], counts: Mapping[str, int]) -> bool:
+    """Move one projection out of the dearest lane if both lanes it touches then cost
+    less than that one did (the sorted lane costs fall at every move, so moving ends)."""
+    worst = max(plan, key=lambda lane: lane_cost(lane, counts))
+    ceiling = lane_cost(worst, counts)
+    for projection in worst:
+        rest = [p for p in worst if p is not projection]
+        for other in plan:
+            if other is worst:
                 continue
-            if max(finish(last, rest), finish(other, [*plan[other], projection])) < ceiling:
-                plan[last].remove(projection)
-                plan[other].append(projection)
+            if max(lane_cost(rest, counts), lane_cost([*other, projection], counts)) < ceiling:
+                worst.remove(projection)
+                other.append(projection)
                 return True
     return False

@@ -24,10 +24,6 @@ REBUILD_BATCH = 20000
 # Below this many events a rebuild takes a second or two in one process: starting another
 # interpreter for a lane would cost about as much as it saves.
 LANES_FROM = 50_000
-# A worker process is ready about 0.4 s after it is asked for (a fresh interpreter and its
-# imports); in that time a lane gets through about this many events (`lane_cost` units),
-# so the lane of this process is planned that much longer.
-WORKER_START = 30_000
 
 
 class RebuildableStore(ReadStore, Protocol):
@@ -145,7 +141,7 @@ def rebuild(
     others = elsewhere(workers)  # they start while the topics are counted
     try:
         counts = source.topic_counts(stop)
-        plan = plan_lanes(projections, counts, lanes, late=WORKER_START)
+        plan = plan_lanes(projections, counts, lanes)
         others.start(plan[1:], counts, stop)
 
         def together(position: int, _head: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,7 @@ def test_a_lane_plan_holds_every_projection_once_and_is_near_the_best_split() ->
         names = [p.name for lane in plan for p in lane]
         assert sorted(names) == sorted(p.name for p in projections)  # each exactly once
         assert 1 <= len(plan) <= n
-        costs = [lane_cost(lane, COUNTS) for lane in plan[1:]]  # workers' lanes: dearest first
+        costs = [lane_cost(lane, COUNTS) for lane in plan]
         assert costs == sorted(costs, reverse=True)
     best = min(  # every split in two, the first projection always in the first lane
         max(lane_cost(lane, COUNTS) for lane in split if lane)
@@ -149,16 +150,29 @@ def test_a_lane_plan_holds_every_projection_once_and_is_near_the_best_split() ->
     assert found <= 1.05 * best
 
 
-def test_the_lane_of_this_process_is_planned_longer_by_a_workers_start() -> None:
-    projections = all_projections()
-    here, *workers = plan_lanes(projections, COUNTS, 2, late=4000)
-    assert workers
-    assert lane_cost(here, COUNTS) > max(lane_cost(lane, COUNTS) for lane in workers)
-
-
 def test_projections_reading_the_same_events_share_a_lane_when_it_is_free() -> None:
     counts = {**COUNTS, "domain.risk_desk:RiskDesk.CommandApproved": 1_000_000}
     plan = plan_lanes(all_projections(), counts, 2)
     alone, rest = sorted(plan, key=len)
     assert [p.name for p in alone] == ["risk_decisions"]  # the dearest, alone
     assert {"portfolio", "exposure"} <= {p.name for p in rest}  # the book events, read once
+
+
+def test_a_killed_lane_process_fails_the_rebuild_instead_of_hanging_it(
+    app: TradingApp,
+    clock: SimulatedClock,
+    read_models: ReadModels,
+    store_url: str | None,
+    tmp_path: Path,
+) -> None:
+    play(app, clock, read_models, history(seed=5, steps=10))
+    home = tmp_path / "home"
+    spec = ReadSideSpec(eventsourcing_env(store_url, home), store_url, home, prefix="rs_")
+    lanes = process_lanes(spec)(1)
+    (worker,) = [p for p in multiprocessing.active_children() if p.name == "ais-rebuild-lane-1"]
+    worker.kill()  # as the kernel's OOM killer would
+    worker.join()
+    head = read_models.source.head()
+    lanes.start([read_models.projections[:1]], read_models.source.topic_counts(head), head)
+    with pytest.raises(RuntimeError, match=r"ais-rebuild-lane-1 ended \(exit code -9\)"):
+        lanes.wait(None)
