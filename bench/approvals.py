@@ -134,7 +134,7 @@ QUICK = Sizes(
 FULL = Sizes(
     latency_iterations=30_000,
     latency_warmup=2_000,
-    e2e_orders=2_000,
+    e2e_orders=1_200,
     e2e_warmup_orders=50,
     rounds=5,
 )

@@ -85,7 +85,7 @@ class Sizes:
 
 
 QUICK = Sizes(threads=4, orders_per_thread=8)
-FULL = Sizes(threads=8, orders_per_thread=150)
+FULL = Sizes(threads=8, orders_per_thread=100)
 
 
 @dataclasses.dataclass
