@@ -17,7 +17,7 @@ from application.trading import TradingApp
 from projections.digest import digests
 from projections.lanes import lane_cost, plan_lanes
 from projections.registry import all_projections
-from projections.replay import rebuild
+from projections.replay import Lanes, rebuild
 from projections.spec import LoggedEvent, Rows, TableSpec
 from tests.conftest import ReadModels
 from tests.test_projections import play
@@ -84,6 +84,13 @@ def test_lanes_in_worker_processes_rebuild_the_same_read_models(
         laned_store.close()
 
 
+def lanes_aside(store_url: str | None, tmp_path: Path, workers: int) -> Lanes:
+    """Worker processes for lanes rebuilding into scratch tables (`rs_`) of the test's store."""
+    home = tmp_path / "home"
+    spec = ReadSideSpec(eventsourcing_env(store_url, home), store_url, home, prefix="rs_")
+    return process_lanes(spec)(workers)
+
+
 class Unregistered:
     """A cheap projection that a worker process cannot find by its name."""
 
@@ -106,9 +113,7 @@ def test_a_failing_lane_fails_the_rebuild_with_its_own_error(
     tmp_path: Path,
 ) -> None:
     play(app, clock, read_models, history(seed=3, steps=20))
-    home = tmp_path / "home"
-    spec = ReadSideSpec(eventsourcing_env(store_url, home), store_url, home, prefix="rs_")
-    lanes = process_lanes(spec)(2)
+    lanes = lanes_aside(store_url, tmp_path, workers=2)
     head = read_models.source.head()
     counts = read_models.source.topic_counts(head)
     lanes.start([[Unregistered()], read_models.projections[:1]], counts, head)
@@ -166,9 +171,7 @@ def test_a_killed_lane_process_fails_the_rebuild_instead_of_hanging_it(
     tmp_path: Path,
 ) -> None:
     play(app, clock, read_models, history(seed=5, steps=10))
-    home = tmp_path / "home"
-    spec = ReadSideSpec(eventsourcing_env(store_url, home), store_url, home, prefix="rs_")
-    lanes = process_lanes(spec)(1)
+    lanes = lanes_aside(store_url, tmp_path, workers=1)
     (worker,) = [p for p in multiprocessing.active_children() if p.name == "ais-rebuild-lane-1"]
     worker.kill()  # as the kernel's OOM killer would
     worker.join()
