@@ -49,15 +49,12 @@ class StateDecoder:
         iso = [name for name, t in transcoder.names.items() if type(t) is DatetimeAsISO]
         self._iso_name = iso[0] if iso else None
 
-    def __call__(self, data: bytes, keys: frozenset[str] | None = None) -> dict[str, Any]:
-        """The state, or only its `keys` (the others are not converted, and left out)."""
-        return self.timed(data, keys)[0]
-
     def timed(
         self, data: bytes, keys: frozenset[str] | None = None
     ) -> tuple[dict[str, Any], str | None]:
-        """The state, and its `timestamp` as the ISO text it was stored as: what
-        `datetime.isoformat` would give back, without making it again per event."""
+        """The state (or only its `keys`: the others are not converted, and left out), and
+        its `timestamp` as the ISO text it was stored as: what `datetime.isoformat` would
+        give back, without making it again per event."""
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -141,9 +138,10 @@ class StoredEventSource:
         """How many events of each topic the log holds at positions 1..upto."""
         recorder = self.log.recorder
         if isinstance(recorder, SQLiteApplicationRecorder):
-            sql = f"SELECT topic, COUNT(*) FROM {recorder.events_table_name} WHERE rowid <= ?"
+            table = recorder.events_table_name
+            sql = f"SELECT topic, COUNT(*) FROM {table} WHERE rowid <= ? GROUP BY topic"
             with recorder.datastore.transaction(commit=False) as cursor:
-                cursor.execute(sql + " GROUP BY topic", (upto,))
+                cursor.execute(sql, (upto,))
                 return {str(topic): int(n) for topic, n in cursor.fetchall()}
         from eventsourcing.postgres import PostgresApplicationRecorder  # only on PostgreSQL
         from psycopg.sql import SQL, Identifier

@@ -105,7 +105,7 @@ from stores import postgres_reachable, postgres_schema
 from adapters.clock import SeededIds, SimulatedClock
 from adapters.event_log import EventLog, StoredEventSource
 from adapters.persistence import eventsourcing_env
-from adapters.read_store import SqlReadStore, engines
+from adapters.read_store import SqlReadStore
 from adapters.rebuild_lanes import ReadSideSpec, process_lanes
 from adapters.settings import PROJECT_ROOT, load_catalog, load_limits
 from application.errors import RiskRejected
@@ -526,6 +526,11 @@ class Job:
     decoded: bool  # also the decoded-read floor (not at 1M: 25 s of `make bench`, same ratio)
     one_process: bool  # also a rebuild in this process alone (SQLite below 1M: the lanes' gain)
 
+    @property
+    def spec(self) -> ReadSideSpec:
+        """The log and read store a process opens for this job, as `ais replay` does."""
+        return ReadSideSpec(self.env, self.database_url, Path(self.home))
+
 
 def read_raw(source: StoredEventSource, upto: int) -> tuple[int, float]:
     """Notifications 1..upto straight from the recorder, in the projector's batches."""
@@ -556,9 +561,8 @@ def read_decoded(source: StoredEventSource, upto: int) -> tuple[int, float]:
 
 def _rebuild(job: Job, store: SqlReadStore, source: StoredEventSource, **kw: Any) -> Any:
     """`rebuild()` as `ais replay` runs it: lanes in one process per core (`LANES`)."""
-    spec = ReadSideSpec(job.env, job.database_url, Path(job.home), store.prefix)
     return rebuild(
-        source, store, all_projections(), lanes=LANES, elsewhere=process_lanes(spec), **kw
+        source, store, all_projections(), lanes=LANES, elsewhere=process_lanes(job.spec), **kw
     )
 
 
@@ -593,9 +597,7 @@ def _timed(run: Callable[[Progress], ReplayResult]) -> tuple[ReplayResult, float
 
 def measure(job: Job) -> dict[str, Any]:
     """Both floors, the rebuilds, the raw floor again; in its own process (see `run_job`)."""
-    source = StoredEventSource(job.env)
-    engine, schema = engines(job.database_url, Path(job.home))
-    store = SqlReadStore(engine, schema)
+    source, store = job.spec.open()
     try:
         read_raw(source, BATCH)  # warm up: connections, prepared statements
         read_decoded(source, BATCH)
@@ -620,7 +622,7 @@ def measure(job: Job) -> dict[str, Any]:
         if set(positions.values()) != {job.events}:
             raise RuntimeError(f"rebuild stopped short of {job.events}: {positions}")
         rows: dict[str, int] = {}
-        with engine.connect() as conn:
+        with store.engine.connect() as conn:
             for p in projections:
                 for name, table in store.tables(p).items():
                     rows[name] = int(

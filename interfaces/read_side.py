@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from adapters.event_log import StoredEventSource
 from adapters.persistence import eventsourcing_env
-from adapters.read_store import SqlReadStore, engines
+from adapters.read_store import SqlReadStore
 from adapters.rebuild_lanes import ReadSideSpec, process_lanes
 from adapters.settings import Settings
 from projections.registry import select
@@ -56,11 +56,9 @@ class ReadSide:
 
 @contextmanager
 def read_side(settings: Settings, names: list[str] | None = None) -> Iterator[ReadSide]:
-    engine, schema = engines(settings.database_url, settings.home)
     env = eventsourcing_env(settings.database_url, settings.home)
-    source = StoredEventSource(env)
-    store = SqlReadStore(engine, schema)
-    spec = ReadSideSpec(env, settings.database_url, settings.home, store.prefix)
+    spec = ReadSideSpec(env, settings.database_url, settings.home)
+    source, store = spec.open()
     try:
         yield ReadSide(source, store, select(names), spec)
     finally:

@@ -18,7 +18,7 @@ from projections.digest import digests
 from projections.lanes import lane_cost, plan_lanes
 from projections.registry import all_projections
 from projections.replay import Lanes, rebuild
-from projections.spec import LoggedEvent, Rows, TableSpec
+from projections.spec import LoggedEvent, Projection, Rows, TableSpec
 from tests.conftest import ReadModels
 from tests.test_projections import play
 
@@ -91,6 +91,12 @@ def lanes_aside(store_url: str | None, tmp_path: Path, workers: int) -> Lanes:
     return process_lanes(spec)(workers)
 
 
+def start_to_the_head(lanes: Lanes, read_models: ReadModels, plan: list[list[Projection]]) -> None:
+    """Give the workers these lanes, up to the head of the test's log."""
+    head = read_models.source.head()
+    lanes.start(plan, read_models.source.topic_counts(head), head)
+
+
 class Unregistered:
     """A cheap projection that a worker process cannot find by its name."""
 
@@ -114,9 +120,7 @@ def test_a_failing_lane_fails_the_rebuild_with_its_own_error(
 ) -> None:
     play(app, clock, read_models, history(seed=3, steps=20))
     lanes = lanes_aside(store_url, tmp_path, workers=2)
-    head = read_models.source.head()
-    counts = read_models.source.topic_counts(head)
-    lanes.start([[Unregistered()], read_models.projections[:1]], counts, head)
+    start_to_the_head(lanes, read_models, [[Unregistered()], read_models.projections[:1]])
     with pytest.raises(ValueError, match="unknown projection 'unregistered'"):
         lanes.wait(None)
 
@@ -175,7 +179,6 @@ def test_a_killed_lane_process_fails_the_rebuild_instead_of_hanging_it(
     (worker,) = [p for p in multiprocessing.active_children() if p.name == "ais-rebuild-lane-1"]
     worker.kill()  # as the kernel's OOM killer would
     worker.join()
-    head = read_models.source.head()
-    lanes.start([read_models.projections[:1]], read_models.source.topic_counts(head), head)
+    start_to_the_head(lanes, read_models, [read_models.projections[:1]])
     with pytest.raises(RuntimeError, match=r"ais-rebuild-lane-1 ended \(exit code -9\)"):
         lanes.wait(None)

@@ -60,7 +60,7 @@ def typed(value: Any) -> Any:
 def test_decoding_equals_the_transcoders_own(state: dict[str, Any]) -> None:
     codec = transcoder()
     data = codec.encode(state)
-    decoded = StateDecoder(codec)(data)
+    decoded, _ = StateDecoder(codec).timed(data)
     assert typed(decoded) == typed(codec.decode(data)) == typed(state)
     for value in decoded.values():
         if isinstance(value, UUID):
@@ -82,6 +82,7 @@ def test_topic_counts_and_topic_reads_match_the_log(
         read = source.read_topics(0, head, {marks[0].topic: None})
         assert [e.position for e in read] == [e.position for e in marks]
         assert [e.state for e in read] == [e.state for e in marks]
+        assert [e.at for e in read] == [e.state["timestamp"].isoformat() for e in read]
         assert source.read_topics(0, marks[0].position - 1, {marks[0].topic: None}) == []
         only = source.read_topics(0, head, {marks[0].topic: frozenset({"price", "nothing"})})
         assert [e.state for e in only] == [{"price": e.state["price"]} for e in marks]
