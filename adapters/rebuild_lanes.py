@@ -1,15 +1,24 @@
-"""Lanes of a rebuild in other processes, one fresh interpreter each (`spawn`).
+"""Lanes of a rebuild in other processes, forked from this one (on Linux).
 
 Each worker opens the log and the read store itself, runs `rebuild_lane` for its
 projections and sends back their digests; its progress is one shared integer. Lanes
 share no tables and each commits its own tracking, so a lane that fails, or a worker
 that is killed, leaves every read model at a tracked position a projector can carry on
 from; the rebuild then fails with the lane's error, never waits for it forever.
+
+Why fork: a forked worker is ready in milliseconds with every module already imported;
+a fresh interpreter (`spawn`) took 0.25 to 0.7 s to import them, a tenth of a rebuild of
+100k events. It is safe here because a worker opens its own engine and connections and
+never touches the ones it inherits: they are idle at the fork (a rebuild forks before it
+reads) and the worker ends with `os._exit`, as every forked multiprocessing child does,
+so it does not close them under this process either. Where fork is not the
+platform's safe default (macOS, Windows) the workers are spawned.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -74,7 +83,7 @@ class ProcessLanes:
     """Worker processes for lanes, started on construction, given lanes by `start`."""
 
     def __init__(self, spec: ReadSideSpec, workers: int) -> None:
-        context = multiprocessing.get_context("spawn")
+        context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
         self.spec = spec
         self.stop = 0
         self._reached = context.Array("q", workers, lock=False)
