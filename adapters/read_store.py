@@ -38,6 +38,7 @@ from projections.spec import Projection, Row, Rows, TableSpec
 APPLICATION = "ais"
 WRITE = "ais_write"
 CACHE_ROWS = 50_000  # rows kept between batches per projection; beyond, start afresh
+DUMP_CHUNK = 5000  # rows a dump fetches at a time
 
 
 def engines(database_url: str | None, home: Path) -> tuple[Engine, str | None]:
@@ -113,6 +114,12 @@ class TableSql:
         )
         where = " AND ".join(f"{prep.quote(c)} = {mark}" for c in spec.key)
         self.select = f"SELECT {cols} FROM {name} WHERE {where}"
+        # byte order on any database: PostgreSQL's text ordering follows its locale
+        collate = ' COLLATE "C"' if engine.dialect.name == "postgresql" else ""
+        order = ", ".join(
+            prep.quote(c) + ("" if c in spec.integer_columns else collate) for c in spec.key
+        )
+        self.dump = f"SELECT {cols} FROM {name} ORDER BY {order}"
         # C-level getters: a rebuild runs them for every row it writes
         self.key_of: Callable[[Row], tuple[Any, ...]] = _getter(spec.key)
         self._values = _getter(spec.columns)
@@ -355,24 +362,25 @@ class SqlReadStore:
 
     # --- dumps --------------------------------------------------------------------------------
     def dump(self, projection: Projection) -> Iterator[tuple[str, Row]]:
-        """Every row of every table, in primary-key order (byte order, on any database)."""
-        with self.engine.connect() as conn:
-            for spec in sorted(projection.tables, key=lambda s: s.name):
-                table = self.tables(projection)[spec.name]
-                order = [
-                    table.c[c]
-                    if c in spec.integer_columns
-                    else table.c[c].collate("C")
-                    if self.engine.dialect.name == "postgresql"
-                    else table.c[c]
-                    for c in spec.key
-                ]
-                rows = conn.execution_options(yield_per=5000).execute(
-                    select(table).order_by(*order)
-                )
-                columns = spec.columns  # select(table) lists them in this order
-                for values in rows:
-                    yield spec.name, dict(zip(columns, values, strict=True))
+        """Every row of every table, in primary-key order (byte order, on any database),
+        from one snapshot. Read with the driver's own cursor (server-side on PostgreSQL):
+        SQLAlchemy's row objects were most of the cost of digesting a rebuild."""
+        self.tables(projection)
+        sql = self._sql[projection.name]
+        postgres = self.engine.dialect.name == "postgresql"
+        with self.engine.connect() as conn, conn.begin():
+            driver = conn.connection.dbapi_connection
+            assert driver is not None
+            for name in sorted(sql):
+                cursor = driver.cursor(name=f"ais_dump_{name}") if postgres else driver.cursor()
+                try:
+                    cursor.execute(sql[name].dump)
+                    columns = sql[name].columns
+                    while chunk := cursor.fetchmany(DUMP_CHUNK):
+                        for values in chunk:
+                            yield name, dict(zip(columns, values, strict=True))
+                finally:
+                    cursor.close()
 
     def close(self) -> None:
         self.engine.dispose()
