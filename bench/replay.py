@@ -10,7 +10,7 @@ schema, dropped at the end), for a log of 10k, 100k and 1M events (`--quick`: 2k
    projection in `all_projections()` up to the size's last position, exactly as
    `ais replay` runs it: reset the tables, split the projections into lanes, one per core
    (`os.cpu_count()`; `projections.lanes`), this process running the dearest lane and
-   spawned processes the others. Each lane reads from the database only the topics its
+   processes forked from it the others. Each lane reads from the database only the topics its
    projections want (`StoredEventSource.read_topics`, windows of 20000 positions), one
    transaction per projection and batch, then digests its read models. Floor: the raw
    read below, in one process; ratio = rebuild events/s / raw events/s. Target >= 0.25 on
