@@ -83,7 +83,11 @@ class ProcessLanes:
     """Worker processes for lanes, started on construction, given lanes by `start`."""
 
     def __init__(self, spec: ReadSideSpec, workers: int) -> None:
-        context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+        context = (
+            multiprocessing.get_context("fork")
+            if sys.platform == "linux"
+            else multiprocessing.get_context("spawn")
+        )
         self.spec = spec
         self.stop = 0
         self._reached = context.Array("q", workers, lock=False)
