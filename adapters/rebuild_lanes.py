@@ -9,9 +9,9 @@ from; the rebuild then fails with the lane's error, never waits for it forever.
 Why fork: a forked worker is ready in milliseconds with every module already imported;
 a fresh interpreter (`spawn`) took 0.25 to 0.7 s to import them, a tenth of a rebuild of
 100k events. It is safe here because a worker opens its own engine and connections and
-never touches the ones it inherits: they are idle at the fork (a rebuild forks before it
-reads) and the worker ends with `os._exit`, as every forked multiprocessing child does,
-so it does not close them under this process either. Where fork is not the
+never touches the ones it inherits: they are idle at the fork (a rebuild forks before
+its lanes read), and the worker ends with `os._exit`, as every forked multiprocessing
+child does, so it does not close them under this process either. Where fork is not the
 platform's safe default (macOS, Windows) the workers are spawned.
 """
 
