@@ -365,7 +365,7 @@ class SqlReadStore:
         """Every row of every table, in primary-key order (byte order, on any database),
         from one snapshot. Read with the driver's own cursor (server-side on PostgreSQL):
         SQLAlchemy's row objects were most of the cost of digesting a rebuild."""
-        self.tables(projection)
+        self.tables(projection)  # builds its statements on first use
         sql = self._sql[projection.name]
         postgres = self.engine.dialect.name == "postgresql"
         with self.engine.connect() as conn, conn.begin():
